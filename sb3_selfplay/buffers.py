@@ -1,0 +1,266 @@
+"""SequenceBuffer: a rollout buffer cut into fixed-shape, never-crossing-an-episode sequences.
+
+Compared with sb3-contrib's ``RecurrentRolloutBuffer`` (which stores four hidden-state arrays
+at every step and pads sequences one by one in Python for every minibatch):
+
+- the recurrent state is stored only where a sequence starts (already reset to zero there
+  when the sequence starts an episode);
+- sequences are cut once per rollout with one vectorised scatter into a padded
+  ``(n_seq, length)`` layout; a minibatch is a fixed number of whole sequences, shuffled
+  across minibatches, so the training forward is one core call on a fixed shape.
+
+It extends SB3's ``RolloutBuffer`` (GAE, storage) rather than contrib's buffer, whose
+per-step state arrays are exactly what we avoid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+
+
+class SequenceSamples(NamedTuple):
+    """One minibatch of ``n_seq`` padded sequences, flattened sequence-major to ``n_seq * length``."""
+
+    observations: th.Tensor | dict[str, th.Tensor]
+    actions: th.Tensor
+    old_values: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+    lstm_states: RNNStates
+    mask: th.Tensor
+    n_seq: int
+
+
+def sequence_starts(
+    episode_starts: np.ndarray,
+    step: int,
+    phase: np.ndarray,
+    sequence_length: int,
+    truncate_bptt: bool,
+    store_full_episodes: bool,
+) -> np.ndarray:
+    """Which envs start a new sequence at rollout step ``step`` (pure; updates ``phase`` in place).
+
+    :param episode_starts: bool ``(n_envs,)``, True where this step starts an episode
+    :param step: index of the step inside the rollout (0 starts a sequence everywhere)
+    :param phase: int ``(n_envs,)`` steps since each env's episode start (kept across rollouts)
+    :param sequence_length: maximum length of a sequence when truncating
+    :param truncate_bptt: cut sequences every ``sequence_length`` steps
+    :param store_full_episodes: align the cuts to each episode's own start, not the rollout grid
+    """
+    phase[episode_starts] = 0
+    if not truncate_bptt:
+        starts = episode_starts.copy()
+    elif store_full_episodes:
+        starts = episode_starts | (phase % sequence_length == 0)
+    else:
+        starts = episode_starts | (step % sequence_length == 0)
+    if step == 0:
+        starts[:] = True
+    phase += 1
+    return starts
+
+
+class _SequenceMixin:
+    """Sequence bookkeeping shared by the Box and Dict observation variants."""
+
+    buffer_size: int
+    n_envs: int
+    device: th.device
+    observations: Any
+
+    def _init_sequences(self, sequence_length: int, truncate_bptt: bool, store_full_episodes: bool) -> None:
+        if sequence_length < 1:
+            raise ValueError(f"sequence_length must be >= 1 (got {sequence_length})")
+        self.sequence_length = int(sequence_length)
+        self.truncate_bptt = bool(truncate_bptt)
+        self.store_full_episodes = bool(store_full_episodes)
+        self._phase = np.zeros(self.n_envs, dtype=np.int64)
+        self._seq_starts = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+        self._state_chunks: list[tuple[np.ndarray, tuple[th.Tensor, ...]]] = []
+        self._padded: dict[str, Any] | None = None
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
+        self._seq_starts = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+        self._state_chunks = []
+        self._padded = None
+
+    def add(self, *args: Any, lstm_states: RNNStates, **kwargs: Any) -> None:
+        """Add one step; ``lstm_states`` is the recurrent state fed to the policy at this step
+        (before the reset of envs whose episode starts here)."""
+        episode_start = np.asarray(kwargs["episode_start"] if "episode_start" in kwargs else args[3], dtype=bool)
+        starts = sequence_starts(
+            episode_start, self.pos, self._phase, self.sequence_length, self.truncate_bptt, self.store_full_episodes
+        )
+        self._seq_starts[self.pos] = starts
+        env_ids = np.flatnonzero(starts)
+        if len(env_ids):
+            idx = th.as_tensor(env_ids, device=self.device)
+            keep = th.as_tensor(~episode_start[env_ids], dtype=th.float32, device=self.device).view(1, -1, 1)
+            tensors = tuple(t.index_select(1, idx) * keep for t in (*lstm_states.pi, *lstm_states.vf))
+            self._state_chunks.append((env_ids * self.buffer_size + self.pos, tensors))
+        super().add(*args, **kwargs)  # type: ignore[misc]
+
+    # ---------------------------------------------------------------- sequences
+    def _env_major(self, array: np.ndarray) -> th.Tensor:
+        """(n_steps, n_envs, ...) -> (n_envs * n_steps, ...) tensor, env-major."""
+        array = array.swapaxes(0, 1)
+        return th.as_tensor(array.reshape(-1, *array.shape[2:]), device=self.device)
+
+    def _build_sequences(self, seqs_per_batch_hint: int | None) -> None:
+        n = self.buffer_size * self.n_envs
+        starts = self._seq_starts.swapaxes(0, 1).reshape(-1)
+        start_idx = np.flatnonzero(starts)
+        seq_id = np.cumsum(starts) - 1
+        pos = np.arange(n) - start_idx[seq_id]
+        length = int(pos.max()) + 1
+        n_seq = len(start_idx)
+        per_batch = max(1, seqs_per_batch_hint or n_seq)
+        n_seq_padded = -(-n_seq // per_batch) * per_batch
+        flat = th.as_tensor(seq_id * length + pos, device=self.device)
+
+        def scatter(values: th.Tensor) -> th.Tensor:
+            out = values.new_zeros((n_seq_padded * length, *values.shape[1:]))
+            out[flat] = values
+            return out
+
+        padded: dict[str, Any] = {
+            "actions": scatter(self._env_major(self.actions)),
+            "old_values": scatter(self._env_major(self.values)).flatten(),
+            "old_log_prob": scatter(self._env_major(self.log_probs)).flatten(),
+            "advantages": scatter(self._env_major(self.advantages)).flatten(),
+            "returns": scatter(self._env_major(self.returns)).flatten(),
+            "mask": scatter(th.ones(n, dtype=th.bool, device=self.device)),
+        }
+        if isinstance(self.observations, dict):
+            padded["observations"] = {k: scatter(self._env_major(v)) for k, v in self.observations.items()}
+        else:
+            padded["observations"] = scatter(self._env_major(self.observations))
+        # Initial states: one column per sequence, in sequence order.
+        chunk_flat = np.concatenate([c[0] for c in self._state_chunks])
+        state_cols = th.as_tensor(seq_id[chunk_flat], device=self.device)
+        states = []
+        for k in range(4):
+            values = th.cat([c[1][k] for c in self._state_chunks], dim=1)
+            out = values.new_zeros((values.shape[0], n_seq_padded, values.shape[2]))
+            out[:, state_cols] = values
+            states.append(out)
+        padded["states"] = states
+        padded.update(length=length, n_seq=n_seq, n_seq_padded=n_seq_padded, per_batch=per_batch)
+        self._padded = padded
+
+    def num_sequences(self) -> int:
+        """Number of real sequences in the current rollout (after :meth:`get` was called)."""
+        return 0 if self._padded is None else int(self._padded["n_seq"])
+
+    def get(self, batch_size: int | None = None) -> Generator[SequenceSamples, None, None]:  # type: ignore[override]
+        """Yield minibatches of ``batch_size // length`` whole sequences, shuffled."""
+        assert self.full, "Rollout buffer must be full before sampling from it"
+        length = min(self.sequence_length, self.buffer_size) if self.truncate_bptt else None
+        if self._padded is None:
+            if length is None:
+                # Whole episode segments: the length is only known after cutting.
+                seq_len = self._max_segment_length()
+            else:
+                seq_len = length
+            hint = None if batch_size is None else max(1, batch_size // seq_len)
+            self._build_sequences(hint)
+        p = self._padded
+        assert p is not None
+        per_batch = p["n_seq_padded"] if batch_size is None else p["per_batch"]
+        perm = th.randperm(p["n_seq_padded"], device=self.device)
+        for start in range(0, p["n_seq_padded"], per_batch):
+            yield self._sequence_samples(perm[start : start + per_batch])
+
+    def _max_segment_length(self) -> int:
+        starts = self._seq_starts.swapaxes(0, 1).reshape(-1)
+        start_idx = np.flatnonzero(starts)
+        ends = np.append(start_idx[1:], len(starts))
+        return int((ends - start_idx).max())
+
+    def _sequence_samples(self, seq_ids: th.Tensor) -> SequenceSamples:
+        p = self._padded
+        assert p is not None
+        length = p["length"]
+        rows = (seq_ids.unsqueeze(1) * length + th.arange(length, device=self.device)).flatten()
+
+        def take(t: th.Tensor) -> th.Tensor:
+            return t.index_select(0, rows)
+
+        obs = p["observations"]
+        observations = {k: take(v) for k, v in obs.items()} if isinstance(obs, dict) else take(obs)
+        s = [t.index_select(1, seq_ids) for t in p["states"]]
+        return SequenceSamples(
+            observations=observations,
+            actions=take(p["actions"]),
+            old_values=take(p["old_values"]),
+            old_log_prob=take(p["old_log_prob"]),
+            advantages=take(p["advantages"]),
+            returns=take(p["returns"]),
+            lstm_states=RNNStates((s[0], s[1]), (s[2], s[3])),
+            mask=take(p["mask"]),
+            n_seq=int(seq_ids.numel()),
+        )
+
+
+class SequenceBuffer(_SequenceMixin, RolloutBuffer):
+    """
+    Rollout buffer for recurrent policies: stores states at sequence starts and yields
+    fixed-shape minibatches of whole sequences.
+
+    :param buffer_size: steps per env per rollout (``n_steps``)
+    :param observation_space: observation space
+    :param action_space: action space
+    :param device: torch device
+    :param gae_lambda: GAE lambda
+    :param gamma: discount factor
+    :param n_envs: number of envs
+    :param sequence_length: maximum sequence length (truncated BPTT)
+    :param truncate_bptt: cut sequences every ``sequence_length`` steps (else whole episode segments)
+    :param store_full_episodes: align cuts to each episode's own start instead of the rollout grid
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+        sequence_length: int = 16,
+        truncate_bptt: bool = True,
+        store_full_episodes: bool = False,
+    ):
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+        self._init_sequences(sequence_length, truncate_bptt, store_full_episodes)
+
+
+class DictSequenceBuffer(_SequenceMixin, DictRolloutBuffer):
+    """:class:`SequenceBuffer` for Dict observations (same parameters)."""
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+        sequence_length: int = 16,
+        truncate_bptt: bool = True,
+        store_full_episodes: bool = False,
+    ):
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
+        self._init_sequences(sequence_length, truncate_bptt, store_full_episodes)

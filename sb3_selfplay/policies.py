@@ -1,0 +1,285 @@
+"""Policies: recurrent (LSTM/GRU) actor-critic and feed-forward, with dual heads on hybrid spaces.
+
+:class:`RecurrentPolicy` is a drop-in for sb3-contrib's ``RecurrentActorCriticPolicy`` (same
+constructor, parameter names, ``predict`` state layout) that adds ``rnn_type`` and fast paths:
+
+- ``_process_sequence`` makes ONE core call when resets happen only at the first step of
+  each sequence (always true in our training batches and in single-step rollouts);
+- :meth:`RecurrentPolicy.rollout_step` runs actor and critic cores for one step in one fused
+  batched matmul (see :func:`sb3_selfplay.rnn.fused_step`).
+
+On a :class:`sb3_selfplay.spaces.HybridActionSpace` both this and :class:`HybridMlpPolicy`
+(for SB3's ``PPO``) use :class:`sb3_selfplay.distributions.CategoricalBernoulliDistribution`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from sb3_selfplay.distributions import CategoricalBernoulliDistribution, make_hybrid_distribution
+from sb3_selfplay.rnn import FusedWeights, State, check_rnn_type, fused_step, make_rnn_core, stack_core_weights
+from sb3_selfplay.spaces import check_action_space
+
+
+class HybridHeadMixin:
+    """Swap SB3's MultiCategorical head for the categorical + Bernoulli head on hybrid spaces.
+
+    ``ActorCriticPolicy._build`` and ``_get_action_dist_from_latent`` then work unchanged,
+    because the hybrid distribution is a ``MultiCategoricalDistribution``.
+    """
+
+    action_space: spaces.Space
+    action_dist: Any
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        hybrid = make_hybrid_distribution(self.action_space)
+        if hybrid is not None:
+            self.action_dist = hybrid
+        super()._build(lr_schedule)  # type: ignore[misc]
+
+    @property
+    def is_hybrid(self) -> bool:
+        return isinstance(self.action_dist, CategoricalBernoulliDistribution)
+
+    def head_entropies(self, distribution: Any) -> tuple[th.Tensor, th.Tensor] | None:
+        """Per-head entropies (categorical, Bernoulli) of a distribution, or None if not hybrid."""
+        if isinstance(distribution, CategoricalBernoulliDistribution):
+            return distribution.entropy_categorical(), distribution.entropy_bernoulli()
+        return None
+
+
+class HybridMlpPolicy(HybridHeadMixin, ActorCriticPolicy):
+    """SB3 ``ActorCriticPolicy`` (MlpPolicy) that picks dual heads on a hybrid action space.
+
+    Usable with SB3's ``PPO``/``A2C`` as ``PPO(HybridMlpPolicy, env)``; on other spaces it is
+    exactly ``MlpPolicy``. Takes the same arguments as ``ActorCriticPolicy``.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *args: Any, **kwargs: Any):
+        check_action_space(action_space, "HybridMlpPolicy")
+        super().__init__(observation_space, action_space, *args, **kwargs)
+        self.head_entropy_log: list[tuple[th.Tensor, th.Tensor]] = []
+
+    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        """SB3's ``evaluate_actions``; on hybrid spaces also records per-head mean entropies
+        (read and cleared by :class:`sb3_selfplay.PPO` to log them)."""
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            pi_features, vf_features = features
+            latent_pi = self.mlp_extractor.forward_actor(pi_features)
+            latent_vf = self.mlp_extractor.forward_critic(vf_features)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        heads = self.head_entropies(distribution)
+        if heads is not None and th.is_grad_enabled():
+            self.head_entropy_log.append((heads[0].detach().mean(), heads[1].detach().mean()))
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+
+class RecurrentPolicy(HybridHeadMixin, RecurrentActorCriticPolicy):
+    """
+    Recurrent actor-critic policy with an LSTM or GRU core (drop-in for sb3-contrib's).
+
+    Takes every argument of ``sb3_contrib``'s ``RecurrentActorCriticPolicy`` (``lstm_hidden_size``,
+    ``n_lstm_layers``, ``shared_lstm``, ``enable_critic_lstm``, ``lstm_kwargs``, ...) plus:
+
+    :param rnn_type: ``"lstm"`` (default) or ``"gru"``. The cores keep contrib's attribute names
+        (``lstm_actor``, ``lstm_critic``) so saved parameter names are unchanged for LSTMs.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        *args: Any,
+        rnn_type: str = "lstm",
+        **kwargs: Any,
+    ):
+        self.rnn_type = check_rnn_type(rnn_type)
+        check_action_space(action_space, "RecurrentPPO")
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+        if self.rnn_type != "lstm":
+            hidden, layers = self.lstm_actor.hidden_size, self.lstm_actor.num_layers
+            self.lstm_actor = make_rnn_core(self.rnn_type, self.features_dim, hidden, layers, **self.lstm_kwargs)
+            if self.lstm_critic is not None:
+                self.lstm_critic = make_rnn_core(self.rnn_type, self.features_dim, hidden, layers, **self.lstm_kwargs)
+            self.lstm_actor.to(self.device)
+            if self.lstm_critic is not None:
+                self.lstm_critic.to(self.device)
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self._fused_cache: tuple[tuple, FusedWeights] | None = None
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            lstm_hidden_size=self.lstm_actor.hidden_size,
+            n_lstm_layers=self.lstm_actor.num_layers,
+            shared_lstm=self.shared_lstm,
+            enable_critic_lstm=self.enable_critic_lstm,
+            lstm_kwargs=self.lstm_kwargs,
+            rnn_type=self.rnn_type,
+        )
+        return data
+
+    # ------------------------------------------------------------------ sequences
+    @staticmethod
+    def _process_sequence(  # type: ignore[override]
+        features: th.Tensor,
+        lstm_states: State,
+        episode_starts: th.Tensor,
+        lstm: nn.Module,
+    ) -> tuple[th.Tensor, State]:
+        """Run a core over ``(n_seq * length)`` sequence-major inputs, resetting at episode starts.
+
+        When resets only occur at the first step of each sequence (single steps, and all of our
+        training sequences), this is one core call; otherwise a per-step loop (exact fallback).
+        """
+        n_seq = lstm_states[0].shape[1]
+        x = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)
+        starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)
+        if starts.shape[0] == 1 or not bool(starts[1:].any()):
+            keep = (1.0 - starts[0]).view(1, n_seq, 1)
+            out, state = lstm(x, (keep * lstm_states[0], keep * lstm_states[1]))
+            return th.flatten(out.transpose(0, 1), start_dim=0, end_dim=1), state
+        outputs = []
+        state = lstm_states
+        for x_t, start in zip(x, starts, strict=True):
+            keep = (1.0 - start).view(1, n_seq, 1)
+            out, state = lstm(x_t.unsqueeze(0), (keep * state[0], keep * state[1]))
+            outputs.append(out)
+        return th.flatten(th.cat(outputs).transpose(0, 1), start_dim=0, end_dim=1), state
+
+    def evaluate_sequences(
+        self, obs: th.Tensor, actions: th.Tensor, states: RNNStates
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, Any]:
+        """Training forward on padded sequences whose initial states are already reset.
+
+        ``obs`` is sequence-major ``(n_seq * length, ...)``; one core call per core, no resets
+        inside. Returns values, log-probs, entropies and the distribution (for per-head logs).
+        """
+        features = self.extract_features(obs)
+        pi_features, vf_features = (features, features) if self.share_features_extractor else features
+        n_seq = states.pi[0].shape[1]
+        latent_pi = self._run_core(self.lstm_actor, pi_features, states.pi, n_seq)
+        if self.lstm_critic is not None:
+            latent_vf = self._run_core(self.lstm_critic, vf_features, states.vf, n_seq)
+        elif self.shared_lstm:
+            latent_vf = latent_pi.detach()
+        else:
+            latent_vf = self.critic(vf_features)
+        latent_pi = self.mlp_extractor.forward_actor(latent_pi)
+        latent_vf = self.mlp_extractor.forward_critic(latent_vf)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy(), distribution
+
+    @staticmethod
+    def _run_core(core: nn.Module, features: th.Tensor, state: State, n_seq: int) -> th.Tensor:
+        x = features.reshape((n_seq, -1, core.input_size)).transpose(0, 1)
+        out, _ = core(x, state)
+        return out.transpose(0, 1).reshape(-1, out.shape[-1])
+
+    # ------------------------------------------------------------------ rollouts
+    def _fused_cores(self) -> list[nn.Module]:
+        return [self.lstm_actor] if self.lstm_critic is None else [self.lstm_actor, self.lstm_critic]
+
+    def fused_weights(self) -> FusedWeights:
+        """Stacked actor (+ critic) core weights, rebuilt only when a parameter changed."""
+        cores = self._fused_cores()
+        key = tuple((id(p), p._version) for core in cores for p in core.parameters())
+        if self._fused_cache is None or self._fused_cache[0] != key:
+            self._fused_cache = (key, stack_core_weights(cores))
+        return self._fused_cache[1]
+
+    def rollout_step(
+        self, obs: th.Tensor, states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RNNStates]:
+        """One inference step for all envs (no grad): same outputs as ``forward``, faster.
+
+        Actor and critic cores run as one fused batched step.
+        """
+        features = self.extract_features(obs)
+        pi_features, vf_features = (features, features) if self.share_features_extractor else features
+        keep = (1.0 - episode_starts).view(1, -1, 1)
+        weights = self.fused_weights()
+        if self.lstm_critic is not None:
+            x = th.stack((pi_features, vf_features))
+            h = th.stack((states.pi[0], states.vf[0])) * keep
+            c = th.stack((states.pi[1], states.vf[1])) * keep
+            out, h_new, c_new = fused_step(weights, x, h, c)
+            latent_pi, latent_vf = out[0], out[1]
+            new_states = RNNStates((h_new[0], c_new[0]), (h_new[1], c_new[1]))
+        else:
+            out, h_new, c_new = fused_step(
+                weights, pi_features.unsqueeze(0), (states.pi[0] * keep).unsqueeze(0), (states.pi[1] * keep).unsqueeze(0)
+            )
+            latent_pi = out[0]
+            pi_state = (h_new[0], c_new[0])
+            latent_vf = latent_pi if self.shared_lstm else self.critic(vf_features)
+            new_states = RNNStates(pi_state, pi_state)
+        latent_pi = self.mlp_extractor.forward_actor(latent_pi)
+        latent_vf = self.mlp_extractor.forward_critic(latent_vf)
+        values = self.value_net(latent_vf)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob, new_states
+
+
+class CnnRecurrentPolicy(RecurrentPolicy):
+    """:class:`RecurrentPolicy` with SB3's NatureCNN features extractor (image observations)."""
+
+    def __init__(self, *args: Any, features_extractor_class: type = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class MultiInputRecurrentPolicy(RecurrentPolicy):
+    """:class:`RecurrentPolicy` with SB3's CombinedExtractor (Dict observations)."""
+
+    def __init__(self, *args: Any, features_extractor_class: type = CombinedExtractor, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class MlpGruPolicy(RecurrentPolicy):
+    """:class:`RecurrentPolicy` with a GRU core by default."""
+
+    def __init__(self, *args: Any, rnn_type: str = "gru", **kwargs: Any):
+        super().__init__(*args, rnn_type=rnn_type, **kwargs)
+
+
+class CnnGruPolicy(CnnRecurrentPolicy):
+    """:class:`CnnRecurrentPolicy` with a GRU core by default."""
+
+    def __init__(self, *args: Any, rnn_type: str = "gru", **kwargs: Any):
+        super().__init__(*args, rnn_type=rnn_type, **kwargs)
+
+
+class MultiInputGruPolicy(MultiInputRecurrentPolicy):
+    """:class:`MultiInputRecurrentPolicy` with a GRU core by default."""
+
+    def __init__(self, *args: Any, rnn_type: str = "gru", **kwargs: Any):
+        super().__init__(*args, rnn_type=rnn_type, **kwargs)
+
+
+MlpLstmPolicy = RecurrentPolicy
+CnnLstmPolicy = CnnRecurrentPolicy
+MultiInputLstmPolicy = MultiInputRecurrentPolicy
+
+POLICY_ALIASES: dict[str, type[RecurrentPolicy]] = {
+    "MlpLstmPolicy": MlpLstmPolicy,
+    "CnnLstmPolicy": CnnLstmPolicy,
+    "MultiInputLstmPolicy": MultiInputLstmPolicy,
+    "MlpGruPolicy": MlpGruPolicy,
+    "CnnGruPolicy": CnnGruPolicy,
+    "MultiInputGruPolicy": MultiInputGruPolicy,
+}
