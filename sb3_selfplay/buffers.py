@@ -37,6 +37,7 @@ class SequenceSamples(NamedTuple):
     lstm_states: RNNStates
     mask: th.Tensor
     n_seq: int
+    indices: th.Tensor  # env-major step index (env * n_steps + t) of each row, -1 on padding
 
 
 def sequence_starts(
@@ -140,6 +141,7 @@ class _SequenceMixin:
             "advantages": scatter(self._env_major(self.advantages)).flatten(),
             "returns": scatter(self._env_major(self.returns)).flatten(),
             "mask": scatter(th.ones(n, dtype=th.bool, device=self.device)),
+            "indices": scatter(th.arange(1, n + 1, device=self.device)) - 1,
         }
         if isinstance(self.observations, dict):
             padded["observations"] = {k: scatter(self._env_major(v)) for k, v in self.observations.items()}
@@ -209,6 +211,7 @@ class _SequenceMixin:
             lstm_states=RNNStates((s[0], s[1]), (s[2], s[3])),
             mask=take(p["mask"]),
             n_seq=int(seq_ids.numel()),
+            indices=take(p["indices"]),
         )
 
 

@@ -119,6 +119,7 @@ class RecurrentPolicy(HybridHeadMixin, RecurrentActorCriticPolicy):
                 self.lstm_critic.to(self.device)
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
         self._fused_cache: tuple[tuple, FusedWeights] | None = None
+        self._fused_params: tuple[list[int], list[th.Tensor]] | None = None
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -196,7 +197,9 @@ class RecurrentPolicy(HybridHeadMixin, RecurrentActorCriticPolicy):
     def fused_weights(self) -> FusedWeights:
         """Stacked actor (+ critic) core weights, rebuilt only when a parameter changed."""
         cores = self._fused_cores()
-        key = tuple((id(p), p._version) for core in cores for p in core.parameters())
+        if self._fused_params is None or self._fused_params[0] != [id(c) for c in cores]:
+            self._fused_params = ([id(c) for c in cores], [p for core in cores for p in core.parameters()])
+        key = tuple((p.data_ptr(), p._version) for p in self._fused_params[1])
         if self._fused_cache is None or self._fused_cache[0] != key:
             self._fused_cache = (key, stack_core_weights(cores))
         return self._fused_cache[1]
