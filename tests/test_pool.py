@@ -1,0 +1,391 @@
+"""Opponent pool: snapshots, ledger, crash safety, concurrency; JSON serialization of policy kwargs."""
+
+import copy
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
+from torch import nn
+
+from sb3_selfplay.selfplay import serialization
+from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
+from sb3_selfplay.selfplay.ratings import fit_bradley_terry, update_elo
+from sb3_selfplay.selfplay.sampling import LATEST
+from sb3_selfplay.selfplay.serialization import SerializationError, decode, dumps, encode, loads
+
+OBS = spaces.Box(-1, 1, (4,))
+ACT = spaces.Discrete(3)
+
+
+def tiny_policy(seed: int = 0) -> ActorCriticPolicy:
+    th.manual_seed(seed)
+    return ActorCriticPolicy(OBS, ACT, lambda _: 3e-4, net_arch=[8])
+
+
+def tiny_recurrent(seed: int = 0) -> RecurrentActorCriticPolicy:
+    th.manual_seed(seed)
+    return RecurrentActorCriticPolicy(
+        OBS, ACT, lambda _: 3e-4, net_arch=[8], lstm_hidden_size=8, activation_fn=nn.ReLU, enable_critic_lstm=False
+    )
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for name in sa:
+        assert th.equal(sa[name], sb[name]), name
+
+
+# ----------------------------------------------------------------------------- serialization
+
+
+def _spaces_equal(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+SPACES = [
+    spaces.Box(-1, 1, (4,)),
+    spaces.Box(low=np.array([-np.inf, 0.0]), high=np.array([np.inf, 5.0]), dtype=np.float64),
+    spaces.Box(0, 255, (3, 8, 8), dtype=np.uint8),
+    spaces.Discrete(5, start=-2),
+    spaces.MultiDiscrete([3, 2, 4], start=[1, 0, -1]),
+    spaces.MultiDiscrete(np.array([[2, 3], [4, 5]])),
+    spaces.MultiBinary(6),
+    spaces.MultiBinary([2, 3]),
+    spaces.Dict({"pos": spaces.Box(-1, 1, (2,)), "mode": spaces.Discrete(3)}),
+    spaces.Tuple((spaces.Discrete(2), spaces.Box(0, 1, (1,)))),
+]
+
+
+@pytest.mark.parametrize("space", SPACES, ids=lambda s: type(s).__name__)
+def test_space_round_trip(space):
+    text = dumps(space)
+    json.loads(text)  # strict JSON: no NaN/Infinity literals
+    assert "Infinity" not in text
+    back = loads(text)
+    assert _spaces_equal(back, space)
+    if isinstance(space, spaces.Box):
+        assert back.dtype == space.dtype and back.shape == space.shape
+
+
+def test_hybrid_space_round_trip():
+    hybrid = pytest.importorskip("sb3_selfplay.spaces")
+    space = hybrid.hybrid_action_space(4, 3)
+    back = loads(dumps(space))
+    assert isinstance(back, hybrid.HybridActionSpace)
+    assert (back.n_categorical, back.n_bernoulli) == (4, 3)
+
+
+def test_kwargs_round_trip():
+    kwargs = {
+        "net_arch": {"pi": [64, 64], "vf": [32]},
+        "activation_fn": nn.ReLU,
+        "optimizer_class": th.optim.Adam,
+        "optimizer_kwargs": {"eps": 1e-5, "betas": (0.9, 0.99)},
+        "features_extractor_class": FlattenExtractor,
+        "fn": th.nn.functional.relu,
+        "shape": (2, 3),
+        "flags": [True, None, "x", 1.5, float("inf")],
+        "int_keys": {1: "a", 2: "b"},
+        "tagged": {"__class__": "not a class"},
+        "dtype": th.float16,
+        "np_scalar": np.float32(0.25),
+    }
+    back = loads(dumps(kwargs))
+    expected = dict(kwargs, np_scalar=0.25)
+    assert back == expected
+    assert isinstance(back["shape"], tuple) and isinstance(back["optimizer_kwargs"]["betas"], tuple)
+
+
+def test_allow_list_rejects_untrusted_imports():
+    with pytest.raises(SerializationError, match="not under an allowed module prefix"):
+        decode({"__class__": "os.system"})
+    with pytest.raises(SerializationError, match="untrusted module"):
+        decode({"__class__": "torch.os.system"})  # re-export escaping the prefix
+    with pytest.raises(SerializationError, match="allowed"):
+        decode({"__class__": "torchvision_evil.Thing"})
+    # Trusting a prefix explicitly works.
+    assert decode({"__class__": "json.decoder.JSONDecoder"}, allowed_prefixes=["json"]) is json.decoder.JSONDecoder
+    with pytest.raises(SerializationError, match="unknown encoded object"):
+        decode({"__eval__": "1+1"})
+
+
+def test_unencodable_values_are_named():
+    with pytest.raises(SerializationError, match=r"value\['schedule'\].*lambda"):
+        encode({"schedule": lambda x: x})
+    with pytest.raises(SerializationError, match=r"value\['obj'\]"):
+        encode({"obj": object()})
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+@pytest.mark.parametrize("make", [tiny_policy, tiny_recurrent], ids=["mlp", "lstm"])
+def test_snapshot_round_trip_exact(tmp_path, make):
+    pool = OpponentPool(tmp_path / "pool")
+    policy = make(seed=1)
+    sid = pool.add_snapshot(policy, learner_step=1234)
+    assert (tmp_path / "pool" / "snapshots" / f"{sid}.pt").is_file()
+    loaded = pool.load_policy(sid)
+    assert type(loaded) is type(policy) and not loaded.training
+    assert_same_weights(policy, loaded)
+    assert pool.snapshot_info(sid).learner_step == 1234
+    assert pool.rating(sid) == pool.rating(LEARNER) == 1200.0
+    # Same outputs, and no temp files left behind.
+    obs = th.zeros(2, 4)
+    if isinstance(policy, RecurrentActorCriticPolicy):
+        assert loaded.lstm_actor.hidden_size == 8 and loaded.critic is not None
+    else:
+        assert th.equal(policy.eval().predict_values(obs), loaded.predict_values(obs))
+    assert sorted(os.listdir(tmp_path / "pool" / "snapshots")) == [f"{sid}.pt"]
+
+
+class TinyNet(nn.Module):
+    """A non-SB3 module whose constructor arguments are same-named attributes."""
+
+    def __init__(self, n_in: int, n_out: int, activation: type[nn.Module] = nn.Tanh) -> None:
+        super().__init__()
+        self.n_in, self.n_out, self.activation = n_in, n_out, activation
+        self.net = nn.Sequential(nn.Linear(n_in, n_out), activation())
+
+
+def test_custom_module_needs_trusted_prefix(tmp_path):
+    net = TinyNet(3, 2, nn.ReLU)
+    with pytest.raises(SerializationError, match="allowed_prefixes"):
+        OpponentPool(tmp_path / "a").add_snapshot(net, 0)
+    pool = OpponentPool(tmp_path / "b", allowed_prefixes=[TinyNet.__module__])
+    sid = pool.add_snapshot(net, 0)
+    assert_same_weights(net, pool.load_policy(sid))
+
+
+def test_snapshot_ids_rating_and_errors(tmp_path):
+    pool = OpponentPool(tmp_path)
+    pool.record_match(LEARNER, pool.add_player("bot"), 1.0)
+    a = pool.add_snapshot(tiny_policy(), 10)
+    assert pool.rating(a) == pool.rating(LEARNER) == 1208.0
+    b = pool.add_snapshot(tiny_policy(), 20, rating=1500.0, snapshot_id="champ")
+    assert b == "champ" and pool.rating("champ") == 1500.0
+    with pytest.raises(ValueError, match="already exists"):
+        pool.add_snapshot(tiny_policy(), 30, snapshot_id="champ")
+    with pytest.raises(ValueError, match="invalid id"):
+        pool.add_snapshot(tiny_policy(), 30, snapshot_id="../evil")
+    with pytest.raises(KeyError, match="nope"):
+        pool.load_policy("nope")
+    assert pool.snapshot_ids() == [a, "champ"]
+    assert pool.latest_snapshot_id() == "champ"
+
+
+def test_window(tmp_path):
+    pool = OpponentPool(tmp_path, window=3)
+    assert pool.latest_snapshot_id() is None
+    ids = [pool.add_snapshot(tiny_policy(), step) for step in range(5)]
+    assert pool.snapshot_ids() == ids
+    assert pool.snapshot_ids(active_only=True) == ids[-3:]
+    rng = np.random.default_rng(0)
+    drawn = set(pool.sample(200, "uniform", rng, include_bots=False))
+    assert drawn == set(ids[-3:])
+    assert pool.sample(5, "latest", rng) == [ids[-1]] * 5
+    pool.add_player("scripted")
+    assert "scripted" in set(pool.sample(200, "uniform", rng))
+    assert "scripted" not in set(pool.sample(200, "uniform", rng, include_bots=False))
+    with pytest.raises(ValueError, match="unknown opponent sampling strategy"):
+        pool.sample(1, "best")
+
+
+def test_missing_and_corrupt_snapshots_are_skipped(tmp_path):
+    pool = OpponentPool(tmp_path)
+    good, missing, garbage, flipped = (pool.add_snapshot(tiny_policy(), s) for s in range(4))
+    (tmp_path / "snapshots" / f"{missing}.pt").unlink()
+    (tmp_path / "snapshots" / f"{garbage}.pt").write_bytes(b"not a torch file")
+    raw = bytearray((tmp_path / "snapshots" / f"{flipped}.pt").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # still a zip header, wrong contents
+    (tmp_path / "snapshots" / f"{flipped}.pt").write_bytes(bytes(raw))
+
+    for sid in (missing, garbage, flipped):
+        with pytest.raises(SnapshotError, match=sid) as info:
+            pool.load_policy(sid)
+        assert f"{sid}.pt" in str(info.value)
+    assert isinstance(info.value, RuntimeError)
+
+    fresh = OpponentPool(tmp_path)  # no memory of failed loads: file checks alone
+    with pytest.warns(RuntimeWarning) as record:
+        loaded = fresh.load_policies([good, missing, garbage])
+    assert list(loaded) == [good]
+    text = " ".join(str(w.message) for w in record)
+    assert missing in text and garbage in text
+    with pytest.warns(RuntimeWarning) as record:
+        drawn = fresh.sample(100, "uniform", np.random.default_rng(0))
+    assert missing not in drawn and garbage not in drawn
+    assert any(missing in str(w.message) for w in record)
+    # The checksum-corrupted one is dropped from sampling once it failed to load.
+    with pytest.warns(RuntimeWarning) as record:
+        drawn = pool.sample(100, "uniform", np.random.default_rng(0))
+    assert set(drawn) == {good}
+    assert {missing, garbage, flipped} <= {sid for w in record for sid in (missing, garbage, flipped) if sid in str(w.message)}
+
+
+# ----------------------------------------------------------------------------- ledger
+
+
+def test_record_match_and_ledger_persistence(tmp_path):
+    pool = OpponentPool(tmp_path, k=32.0)
+    bot = pool.add_player("bot", rating=1000.0)
+    assert pool.add_player("bot", rating=5.0) == bot and pool.rating(bot) == 1000.0  # idempotent
+    sid = pool.add_snapshot(tiny_recurrent(), 50)
+    assert pool.record_match(LEARNER, sid, 1.0, learner_step=60) == pytest.approx((1216.0, 1184.0))
+    results = pool.record_matches([(LEARNER, bot, 0.0, 70), (sid, bot, 0.5), (bot, LEARNER, 1.0)])
+    assert len(results) == 3
+    pool.record_match(LEARNER, sid, 1.0, update_ratings=False)
+    pool.record_match(LEARNER, LATEST, 1.0)  # self-play vs the latest weights: logged, unrated
+    with pytest.raises(KeyError, match="ghost"):
+        pool.record_match(LEARNER, "ghost", 1.0)
+    with pytest.raises(ValueError, match="score_a"):
+        pool.record_match(LEARNER, bot, 0.3)
+    assert pool.num_matches() == 6
+    ratings = pool.ratings()
+    rows = pool.matches()
+    assert [r.rated for r in rows] == [True, True, True, True, False, False]
+    assert rows[0].learner_step == 60 and rows[2].learner_step is None
+    assert (rows[-1].player_a, rows[-1].player_b) == (LEARNER, LEARNER)
+    pool.close()
+
+    reopened = OpponentPool(tmp_path, k=4.0)  # a different K applies to new games only
+    assert reopened.ratings() == ratings
+    assert reopened.matches() == rows
+    assert reopened.recompute_ratings() == pytest.approx(ratings)
+    assert reopened.recompute_ratings(k=4.0)[LEARNER] != pytest.approx(ratings[LEARNER])
+    assert_same_weights(reopened.load_policy(sid), pool.load_policy(sid))
+    fit = fit_bradley_terry(reopened.matches(), n_bootstrap=0)
+    assert fit.games[LEARNER] == 4
+
+
+def test_recompute_equals_online_and_apply(tmp_path):
+    pool = OpponentPool(tmp_path, k=20.0)
+    rng = np.random.default_rng(0)
+    bots = [pool.add_player(f"bot{k}", rating=1000.0 + 100 * k) for k in range(3)]
+    for step in range(4):
+        pool.add_snapshot(tiny_policy(), step * 100)
+        batch = []
+        for _ in range(15):
+            opp = pool.sample(1, "pfsp", rng)[0]
+            batch.append((LEARNER, opp, float(rng.choice([0.0, 0.5, 1.0])), step))
+        pool.record_matches(batch[:5])
+        for m in batch[5:]:
+            pool.record_match(*m)
+    online = pool.ratings()
+    assert set(online) == {LEARNER, *bots, *pool.snapshot_ids()}
+    assert pool.recompute_ratings() == pytest.approx(online, abs=1e-9)
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as conn:
+        conn.execute("UPDATE players SET rating = 0")
+    assert pool.recompute_ratings(apply=True) == pytest.approx(online, abs=1e-9)
+    assert pool.ratings() == pytest.approx(online, abs=1e-9)
+
+
+def test_pool_copy_reopens_connection(tmp_path):
+    pool = OpponentPool(tmp_path)
+    pool.add_player("bot")
+    clone = copy.deepcopy(pool)
+    clone.record_match(LEARNER, "bot", 1.0)
+    assert pool.num_matches() == 1 and clone.num_matches() == 1
+
+
+# ----------------------------------------------------------------------------- multi-process
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from sb3_selfplay.selfplay.pool import OpponentPool
+    path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    pool = OpponentPool(path)
+    i = 0
+    while n < 0 or i < n:
+        pool.record_match("learner", "bot", float(i % 2), learner_step=i)
+        print(f"{tag} {i}", flush=True)
+        i += 1
+    """
+)
+
+
+def _child(path, tag: str, n: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), tag, str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+
+
+def _assert_consistent(path) -> OpponentPool:
+    with sqlite3.connect(path / "ledger.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    pool = OpponentPool(path)
+    assert pool.recompute_ratings() == pytest.approx(pool.ratings(), abs=1e-9)
+    return pool
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_mid_write_loses_no_reported_match(tmp_path):
+    OpponentPool(tmp_path).add_player("bot")
+    proc = _child(tmp_path, "x", -1)
+    reported = []
+    try:
+        while len(reported) < 40:
+            line = proc.stdout.readline()
+            assert line, "child died early"
+            reported.append(int(line.split()[1]))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        reported += [int(line.split()[1]) for line in proc.stdout.read().splitlines() if line.strip()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    pool = _assert_consistent(tmp_path)
+    steps = [m.learner_step for m in pool.matches()]
+    assert steps[: len(reported)] == reported  # every reported match committed, in order
+    assert len(steps) <= len(reported) + 1  # at most the one in flight after the last report
+
+
+def test_two_processes_write_one_pool(tmp_path):
+    pool = OpponentPool(tmp_path)
+    pool.add_player("bot")
+    n = 60
+    proc = _child(tmp_path, "child", n)  # this process is the second writer
+    try:
+        assert proc.stdout.readline().startswith("child 0"), "child did not start writing"
+        for i in range(n):
+            pool.record_match("learner", "bot", float(i % 2), learner_step=1000 + i)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and out.splitlines()[-1] == f"child {n - 1}"
+    pool = _assert_consistent(tmp_path)
+    rows = pool.matches()
+    assert sorted(m.learner_step for m in rows) == list(range(n)) + list(range(1000, 1000 + n))
+    # Each match was rated against the ratings left by the one before it, whichever process wrote it.
+    ratings = {LEARNER: 1200.0, "bot": 1200.0}
+    for m in rows:
+        ratings[LEARNER], ratings["bot"] = update_elo(ratings[LEARNER], ratings["bot"], m.score_a, m.k)
+        assert (m.rating_a, m.rating_b) == pytest.approx((ratings[LEARNER], ratings["bot"]))
+
+
+def test_serialization_module_has_no_eval_or_pickle():
+    import inspect
+
+    source = inspect.getsource(serialization)
+    assert "eval(" not in source and "import pickle" not in source
