@@ -117,7 +117,7 @@ class _SequenceMixin:
         array = array.swapaxes(0, 1)
         return th.as_tensor(array.reshape(-1, *array.shape[2:]), device=self.device)
 
-    def _build_sequences(self, seqs_per_batch_hint: int | None) -> None:
+    def _build_sequences(self, per_batch: int) -> None:
         n = self.buffer_size * self.n_envs
         starts = self._seq_starts.swapaxes(0, 1).reshape(-1)
         start_idx = np.flatnonzero(starts)
@@ -125,7 +125,7 @@ class _SequenceMixin:
         pos = np.arange(n) - start_idx[seq_id]
         length = int(pos.max()) + 1
         n_seq = len(start_idx)
-        per_batch = max(1, seqs_per_batch_hint or n_seq)
+        per_batch = max(1, per_batch)
         n_seq_padded = -(-n_seq // per_batch) * per_batch
         flat = th.as_tensor(seq_id * length + pos, device=self.device)
 
@@ -165,29 +165,19 @@ class _SequenceMixin:
         return 0 if self._padded is None else int(self._padded["n_seq"])
 
     def get(self, batch_size: int | None = None) -> Generator[SequenceSamples, None, None]:  # type: ignore[override]
-        """Yield minibatches of ``batch_size // length`` whole sequences, shuffled."""
+        """Yield shuffled minibatches of whole sequences, as many per epoch as SB3's PPO makes
+        (``ceil(n_steps * n_envs / batch_size)``), so each holds ``batch_size`` steps on average."""
         assert self.full, "Rollout buffer must be full before sampling from it"
-        length = min(self.sequence_length, self.buffer_size) if self.truncate_bptt else None
+        n_minibatches = 1 if batch_size is None else -(-self.buffer_size * self.n_envs // batch_size)
         if self._padded is None:
-            if length is None:
-                # Whole episode segments: the length is only known after cutting.
-                seq_len = self._max_segment_length()
-            else:
-                seq_len = length
-            hint = None if batch_size is None else max(1, batch_size // seq_len)
-            self._build_sequences(hint)
+            n_seq = int(self._seq_starts.sum())
+            self._build_sequences(-(-n_seq // n_minibatches))
         p = self._padded
         assert p is not None
-        per_batch = p["n_seq_padded"] if batch_size is None else p["per_batch"]
+        per_batch = p["per_batch"]
         perm = th.randperm(p["n_seq_padded"], device=self.device)
         for start in range(0, p["n_seq_padded"], per_batch):
             yield self._sequence_samples(perm[start : start + per_batch])
-
-    def _max_segment_length(self) -> int:
-        starts = self._seq_starts.swapaxes(0, 1).reshape(-1)
-        start_idx = np.flatnonzero(starts)
-        ends = np.append(start_idx[1:], len(starts))
-        return int((ends - start_idx).max())
 
     def _sequence_samples(self, seq_ids: th.Tensor) -> SequenceSamples:
         p = self._padded

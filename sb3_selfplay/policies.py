@@ -187,7 +187,12 @@ class RecurrentPolicy(HybridHeadMixin, RecurrentActorCriticPolicy):
     @staticmethod
     def _run_core(core: nn.Module, features: th.Tensor, state: State, n_seq: int) -> th.Tensor:
         x = features.reshape((n_seq, -1, core.input_size)).transpose(0, 1)
-        out, _ = core(x, state)
+        if x.device.type == "cpu" and th.is_autocast_enabled("cpu"):
+            # oneDNN has no bf16 LSTM/GRU on most CPUs: run the core in float32 under CPU autocast.
+            with th.autocast("cpu", enabled=False):
+                out, _ = core(x.float(), state)
+        else:
+            out, _ = core(x, state)
         return out.transpose(0, 1).reshape(-1, out.shape[-1])
 
     # ------------------------------------------------------------------ rollouts

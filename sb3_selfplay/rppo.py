@@ -13,6 +13,7 @@ from sb3_contrib import RecurrentPPO as ContribRecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import explained_variance, obs_as_tensor
@@ -30,9 +31,10 @@ class RecurrentPPO(ContribRecurrentPPO):
     Takes every argument of ``sb3_contrib.RecurrentPPO`` and behaves the same, plus:
 
     :param sequence_length: maximum length of a training sequence (truncated BPTT); a
-        sequence never crosses an episode boundary. ``batch_size`` counts steps, so a minibatch
-        holds ``batch_size // sequence_length`` sequences (``batch_size`` is rounded down to a
-        multiple of ``sequence_length``, with a warning, when it does not fit).
+        sequence never crosses an episode boundary. ``batch_size`` counts steps, as in PPO: an
+        epoch has ``ceil(n_steps * n_envs / batch_size)`` minibatches of whole sequences, each
+        with ``batch_size`` steps on average. ``batch_size`` must be >= ``sequence_length`` and is
+        rounded down to a multiple of it, with a warning, when it does not fit.
     :param truncate_bptt: if False, a sequence is a whole episode segment inside the rollout
         (as in sb3-contrib) and ``sequence_length`` is ignored.
     :param store_full_episodes: if True, cuts are aligned to each episode's own start (a
@@ -89,9 +91,9 @@ class RecurrentPPO(ContribRecurrentPPO):
     ):
         if int(sequence_length) < 1:
             raise ValueError(f"RecurrentPPO: sequence_length must be >= 1 (got {sequence_length})")
-        if isinstance(policy, type) and issubclass(policy, BasePolicy) and not issubclass(policy, RecurrentPolicy):
-            # contrib policies (or user subclasses of them) are accepted but take the slow paths
-            pass
+        if env is not None:
+            env = maybe_make_env(env, verbose)
+            check_action_space(env.action_space, "RecurrentPPO")
         self.sequence_length = int(sequence_length)
         self.truncate_bptt = bool(truncate_bptt)
         self.store_full_episodes = bool(store_full_episodes)
@@ -243,7 +245,7 @@ class RecurrentPPO(ContribRecurrentPPO):
         while n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
                 self.policy.reset_noise(env.num_envs)
-            with th.inference_mode():
+            with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)
                 episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
                 actions, values, log_probs, new_states = self.policy.rollout_step(obs_tensor, states, episode_starts)
@@ -278,7 +280,7 @@ class RecurrentPPO(ContribRecurrentPPO):
             states = new_states
             self._last_lstm_states = states
 
-        with th.inference_mode():
+        with th.no_grad():
             episode_starts = th.as_tensor(dones, dtype=th.float32, device=self.device)
             _, values, _, _ = self.policy.rollout_step(obs_as_tensor(new_obs, self.device), states, episode_starts)
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
@@ -302,7 +304,7 @@ class RecurrentPPO(ContribRecurrentPPO):
         obs_t, _ = self.policy.obs_to_tensor(stacked)
         index = th.as_tensor(idx, device=self.device)
         vf_state = (states.vf[0].index_select(1, index), states.vf[1].index_select(1, index))
-        with th.inference_mode():
+        with th.no_grad():
             starts = th.zeros(len(idx), device=self.device)
             terminal_values = self.policy.predict_values(obs_t, vf_state, starts).flatten().cpu().numpy()
         rewards[idx] += self.gamma * terminal_values

@@ -1,0 +1,260 @@
+"""RecurrentPPO: drop-in behaviour, policy options, hidden-state API, AMP/compile, vec envs, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import IdentityEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+
+from sb3_selfplay import MlpGruPolicy, RecurrentPPO
+from sb3_selfplay.policies import RecurrentPolicy
+
+TINY = dict(n_steps=16, batch_size=32, n_epochs=2, sequence_length=8)
+
+
+def tiny_model(env="CartPole-v1", policy="MlpLstmPolicy", n_envs=2, policy_kwargs=None, **kwargs):
+    if isinstance(env, str):
+        env = make_vec_env(env, n_envs=n_envs, seed=0)
+    kw = {**TINY, **kwargs}
+    return RecurrentPPO(policy, env, policy_kwargs={"lstm_hidden_size": 8, **(policy_kwargs or {})}, seed=0, **kw)
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs",
+    [
+        {},
+        {"rnn_type": "gru"},
+        {"shared_lstm": True, "enable_critic_lstm": False},
+        {"enable_critic_lstm": False},
+        {"n_lstm_layers": 2},
+        {"lstm_kwargs": {"dropout": 0.0, "bias": False}},
+        {"net_arch": dict(pi=[16], vf=[16]), "activation_fn": th.nn.ReLU, "ortho_init": False},
+    ],
+)
+def test_learn_and_predict(policy_kwargs):
+    model = tiny_model(policy_kwargs=policy_kwargs)
+    model.learn(64)
+    env = model.get_env()
+    obs = env.reset()
+    state, starts = None, np.ones(env.num_envs, dtype=bool)
+    for _ in range(3):
+        action, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
+        obs, _, starts, _ = env.step(action)
+    assert action.shape == (env.num_envs,)
+    assert state[0].shape == (policy_kwargs.get("n_lstm_layers", 1), env.num_envs, 8)
+
+
+@pytest.mark.parametrize("policy", ["MlpGruPolicy", MlpGruPolicy])
+def test_gru_aliases(policy):
+    model = tiny_model(policy=policy)
+    assert isinstance(model.policy.lstm_actor, th.nn.GRU)
+    model.learn(32)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("truncate,full", [(True, False), (True, True), (False, False)])
+def test_save_load_roundtrip(tmp_path, rnn_type, truncate, full):
+    model = tiny_model(policy_kwargs={"rnn_type": rnn_type}, truncate_bptt=truncate, store_full_episodes=full)
+    model.learn(64)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = RecurrentPPO.load(path, device="cpu")
+    assert loaded.sequence_length == model.sequence_length
+    assert loaded.truncate_bptt == truncate and loaded.store_full_episodes == full
+    assert loaded.policy.rnn_type == rnn_type
+    for (n1, p1), (n2, p2) in zip(model.policy.state_dict().items(), loaded.policy.state_dict().items(), strict=True):
+        assert n1 == n2
+        th.testing.assert_close(p1, p2)
+    obs = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    a1, s1 = model.predict(obs, deterministic=True)
+    a2, s2 = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_allclose(s1[0], s2[0])
+    loaded.set_env(make_vec_env("CartPole-v1", n_envs=2))
+    loaded.learn(32)
+
+
+def test_lstm_parameter_names_match_contrib():
+    from sb3_contrib import RecurrentPPO as ContribRecurrentPPO
+
+    ours = tiny_model()
+    contrib = ContribRecurrentPPO("MlpLstmPolicy", ours.get_env(), policy_kwargs={"lstm_hidden_size": 8})
+    assert list(ours.policy.state_dict()) == list(contrib.policy.state_dict())
+    # contrib weights load into ours, and the outputs agree
+    ours.policy.load_state_dict(contrib.policy.state_dict())
+    obs = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    starts = np.array([True, False, True])
+    state = (np.random.default_rng(1).standard_normal((1, 3, 8)).astype(np.float32),) * 2
+    a1, s1 = ours.predict(obs, state=state, episode_start=starts, deterministic=True)
+    a2, s2 = contrib.predict(obs, state=state, episode_start=starts, deterministic=True)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_allclose(s1[0], s2[0], atol=1e-6)
+
+
+def test_rollout_step_matches_forward():
+    model = tiny_model(policy_kwargs={"n_lstm_layers": 2})
+    policy = model.policy
+    obs = th.randn(2, 4)
+    states = model._last_lstm_states
+    states = type(states)(*(tuple(th.randn_like(t) for t in s) for s in states))
+    starts = th.tensor([1.0, 0.0])
+    with th.no_grad():
+        th.manual_seed(0)
+        a1, v1, lp1, s1 = policy(obs, states, starts, deterministic=True)
+        a2, v2, lp2, s2 = policy.rollout_step(obs, states, starts, deterministic=True)
+    th.testing.assert_close(a1, a2)
+    th.testing.assert_close(v1, v2, atol=1e-6, rtol=1e-5)
+    th.testing.assert_close(lp1, lp2, atol=1e-6, rtol=1e-5)
+    for x, y in zip((*s1.pi, *s1.vf), (*s2.pi, *s2.vf), strict=True):
+        th.testing.assert_close(x, y, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_hidden_state_api(rnn_type):
+    model = tiny_model(policy_kwargs={"rnn_type": rnn_type, "n_lstm_layers": 2}, n_envs=3)
+    model.learn(48)
+    hidden = model.get_hidden_state(1)
+    assert hidden.shape == (2, 2, 2, 8)  # [actor, critic] x [h, c] x layers x units
+    assert hidden.abs().sum() > 0
+    if rnn_type == "gru":
+        assert hidden[:, 1].abs().sum() == 0  # GRU has no cell state: that slot stays zero
+    new = th.randn(2, 2, 2, 8)
+    if rnn_type == "gru":
+        new[:, 1] = 0
+    model.set_hidden_state(2, new)
+    th.testing.assert_close(model.get_hidden_state(2), new)
+    # the copy returned is not a view
+    got = model.get_hidden_state(2)
+    got.zero_()
+    th.testing.assert_close(model.get_hidden_state(2), new)
+    model.reset_hidden_states([2])
+    assert model.get_hidden_state(2).abs().sum() == 0
+    assert model.get_hidden_state(1).abs().sum() > 0
+    model.reset_hidden_states()
+    assert all(model.get_hidden_state(i).abs().sum() == 0 for i in range(3))
+    with pytest.raises(IndexError, match="env_id 3"):
+        model.get_hidden_state(3)
+    with pytest.raises(ValueError, match="shape"):
+        model.set_hidden_state(0, th.zeros(2, 2, 8))
+
+
+def test_hidden_state_is_used_by_rollouts():
+    """The state set through the API is what the next rollout step starts from."""
+    model = tiny_model(n_envs=2)
+    model.learn(32)
+    model._last_episode_starts = np.zeros(2, dtype=bool)
+    obs = th.as_tensor(model._last_obs)
+    outs = []
+    for scale in (0.0, 3.0):
+        for env_id in range(2):
+            model.set_hidden_state(env_id, th.full((2, 2, 1, 8), scale))
+        with th.no_grad():
+            _, values, _, _ = model.policy.rollout_step(obs, model._last_lstm_states, th.zeros(2))
+        outs.append(values)
+    assert not th.allclose(outs[0], outs[1])
+
+
+def test_use_amp_on_cpu_trains():
+    model = tiny_model(use_amp=True)
+    model.learn(64)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+
+
+def test_compile_policy_keeps_parameter_names(tmp_path):
+    plain = tiny_model()
+    compiled = tiny_model(compile_policy=True)
+    assert list(plain.policy.state_dict()) == list(compiled.policy.state_dict())
+    compiled.learn(32)
+    compiled.save(tmp_path / "c.zip")
+    loaded = RecurrentPPO.load(tmp_path / "c.zip")
+    assert list(loaded.policy.state_dict()) == list(plain.policy.state_dict())
+
+
+def test_vec_normalize_and_subproc():
+    venv = VecNormalize(make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=SubprocVecEnv, seed=0))
+    try:
+        model = tiny_model(env=venv)
+        model.learn(64)
+        assert model.num_timesteps >= 64
+    finally:
+        venv.close()
+
+
+def test_dict_observations():
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    env = DummyVecEnv([lambda: SimpleMultiObsEnv(random_start=True)])
+    model = tiny_model(env=env, policy="MultiInputLstmPolicy", batch_size=16)
+    model.learn(32)
+
+
+def test_images_cnn_policy():
+    from stable_baselines3.common.envs import FakeImageEnv
+
+    env = DummyVecEnv([lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1)])
+    model = tiny_model(env=env, policy="CnnGruPolicy", batch_size=16,
+                       policy_kwargs={"features_extractor_kwargs": {"features_dim": 16}})
+    model.learn(32)
+
+
+def test_gsde_continuous_actions():
+    model = tiny_model(env="Pendulum-v1", use_sde=True, sde_sample_freq=4)
+    model.learn(64)
+
+
+def test_timeout_bootstrap_uses_terminal_value():
+    env = make_vec_env("CartPole-v1", n_envs=2, env_kwargs={"max_episode_steps": 5}, seed=0)
+    model = tiny_model(env=env)
+    model.learn(32)  # truncations every 5 steps go through the batched bootstrap path
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_sequence_length():
+    with pytest.raises(ValueError, match="sequence_length must be >= 1"):
+        tiny_model(sequence_length=0)
+
+
+def test_bad_rnn_type():
+    with pytest.raises(ValueError, match="unknown rnn_type 'transformer'"):
+        tiny_model(policy_kwargs={"rnn_type": "transformer"})
+
+
+def test_batch_size_rounded_with_warning():
+    with pytest.warns(UserWarning, match="batch_size 30 is not a multiple of sequence_length 8; using 24"):
+        model = tiny_model(batch_size=30)
+    assert model.batch_size == 24
+    with pytest.raises(ValueError, match=r"batch_size \(4\) must be >= sequence_length \(8\)"):
+        tiny_model(batch_size=4)
+
+
+def test_dict_action_space_rejected():
+    class DictActionEnv(gym.Env):
+        observation_space = spaces.Box(-1, 1, (2,))
+        action_space = spaces.Dict({"move": spaces.Discrete(3), "fire": spaces.MultiBinary(2)})
+
+        def reset(self, seed=None, options=None):
+            return np.zeros(2, dtype=np.float32), {}
+
+        def step(self, action):
+            return np.zeros(2, dtype=np.float32), 0.0, False, False, {}
+
+    with pytest.raises((ValueError, AssertionError), match="HybridActionWrapper"):
+        RecurrentPPO("MlpLstmPolicy", DummyVecEnv([DictActionEnv]))
+
+
+def test_identity_discrete_learns_quickly():
+    env = DummyVecEnv([lambda: IdentityEnv(4)] * 2)
+    model = RecurrentPPO("MlpLstmPolicy", env, n_steps=64, batch_size=64, sequence_length=8, n_epochs=4,
+                         learning_rate=3e-3, policy_kwargs={"lstm_hidden_size": 16}, seed=1)
+    model.learn(2048)
+    obs = env.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert isinstance(model.policy, RecurrentPolicy)
+    assert action.shape == (2,)
