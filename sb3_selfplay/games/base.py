@@ -1,0 +1,173 @@
+"""The two-player game protocol and the game registry.
+
+A :class:`TwoPlayerGame` steps ``num_envs`` copies of a symmetric two-player game at once,
+both seats acting every step. Observations are egocentric and the per-seat spaces are
+identical, so one policy can play either seat. Finished envs reset automatically, like an SB3
+``VecEnv``, and the info dict of a finished env states the outcome explicitly (never guessed
+from a reward's sign), so self-play code can rate the match without knowing the game.
+
+Shapes (``N = num_envs``)::
+
+    reset(seed)  -> obs[N, 2, *obs_shape]
+    step(actions[N, 2, *act_shape]) -> obs[N, 2, *obs_shape], rewards[N, 2] float32,
+                                       terminated[N] bool, truncated[N] bool, infos (list of N dicts)
+
+At the end of an episode, ``infos[i]`` holds:
+
+- ``"outcome"``: ``{"winner": 0 | 1 | None}`` (``None`` is a draw),
+- ``"terminal_observation"``: the last observation of the finished episode, shape ``(2, *obs_shape)``
+  (the returned ``obs[i]`` is already the first observation of the next episode),
+- ``"episode"``: ``{"r": [return_0, return_1], "l": length}``,
+- ``"metrics"``: behaviour metrics, ``name -> [value_0, value_1]``,
+- ``"reward_components"``: the episode sum of each reward component, ``name -> [value_0, value_1]``;
+  the components add up to the episode return.
+
+:func:`sb3_selfplay.games.checker.check_game` checks a game against this contract.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+import numpy as np
+from gymnasium import spaces
+
+__all__ = [
+    "GAME_REGISTRY",
+    "TwoPlayerGame",
+    "make_game",
+    "register_game",
+    "registered_games",
+]
+
+#: Number of seats of a :class:`TwoPlayerGame`.
+N_PLAYERS = 2
+
+
+class TwoPlayerGame(ABC):
+    """
+    A batched, symmetric two-player game (see the module docstring for the contract).
+
+    Subclasses set ``num_envs``, ``observation_space`` and ``action_space`` (the spaces of ONE
+    seat; both seats share them) in their constructor.
+
+    :param num_envs: Number of games stepped together.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"]}
+
+    num_envs: int
+    observation_space: spaces.Space
+    action_space: spaces.Space
+
+    def __init__(self, num_envs: int) -> None:
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = int(num_envs)
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """
+        Start a new episode in every env.
+
+        :param seed: Seed of the game's random generator (``None``: keep the current stream).
+        :return: Observations, shape ``(num_envs, 2, *obs_shape)``.
+        """
+
+    @abstractmethod
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """
+        Step every env with both seats' actions; finished envs reset automatically.
+
+        :param actions: Shape ``(num_envs, 2, *act_shape)``.
+        :return: ``(obs, rewards, terminated, truncated, infos)``.
+        """
+
+    @abstractmethod
+    def set_params(self, **params: Any) -> None:
+        """
+        Change game parameters (the curriculum hook). Each env picks them up at its next reset.
+
+        :param params: Parameter names and values; unknown names raise ``ValueError``.
+        """
+
+    @abstractmethod
+    def get_params(self) -> dict[str, Any]:
+        """:return: The parameters new episodes start with."""
+
+    @abstractmethod
+    def render(self, env_index: int = 0) -> np.ndarray:
+        """
+        :param env_index: Which env to draw.
+        :return: An RGB image, ``uint8`` array of shape ``(height, width, 3)``.
+        """
+
+    @abstractmethod
+    def get_state(self, env_index: int = 0) -> dict[str, Any]:
+        """
+        :param env_index: Which env.
+        :return: A JSON-serialisable snapshot of that env's state (for replays).
+        """
+
+    def close(self) -> None:
+        """Release resources (nothing by default)."""
+
+    @property
+    def unwrapped(self) -> TwoPlayerGame:
+        """The game itself (mirrors gymnasium's ``Env.unwrapped``)."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_envs={self.num_envs})"
+
+
+GameFactory = Callable[..., TwoPlayerGame]
+
+#: Game id -> factory ``factory(num_envs=..., **params) -> TwoPlayerGame``.
+GAME_REGISTRY: dict[str, GameFactory] = {}
+
+
+def register_game(env_id: str, factory: GameFactory, overwrite: bool = False) -> None:
+    """
+    Make a game available to :func:`make_game` (and so to the zoo scripts) under ``env_id``.
+
+    Registering the same factory twice is a no-op, so modules may register at import.
+
+    :param env_id: The id, e.g. ``"Duel-v0"``.
+    :param factory: Callable ``factory(num_envs=..., **params)`` returning a :class:`TwoPlayerGame`.
+    :param overwrite: Replace an existing, different factory instead of raising ``ValueError``.
+    """
+    if not callable(factory):
+        raise TypeError(f"register_game({env_id!r}): factory must be callable, got {factory!r}")
+    existing = GAME_REGISTRY.get(env_id)
+    if existing is not None and existing is not factory and not overwrite:
+        raise ValueError(
+            f"game id {env_id!r} is already registered to {existing!r}; pass overwrite=True to replace it"
+        )
+    GAME_REGISTRY[env_id] = factory
+
+
+def registered_games() -> list[str]:
+    """:return: The registered game ids, sorted."""
+    return sorted(GAME_REGISTRY)
+
+
+def make_game(env_id: str, num_envs: int = 1, **params: Any) -> TwoPlayerGame:
+    """
+    Build a registered game.
+
+    :param env_id: A registered id (see :func:`registered_games`).
+    :param num_envs: Number of games stepped together.
+    :param params: Game parameters passed to the factory.
+    :return: The game.
+    """
+    try:
+        factory = GAME_REGISTRY[env_id]
+    except KeyError:
+        raise ValueError(
+            f"unknown game id {env_id!r}; known ids: {', '.join(registered_games()) or '(none)'}"
+        ) from None
+    return factory(num_envs=num_envs, **params)
