@@ -1,0 +1,382 @@
+"""Duel-v0: geometry (occlusion, field of view), combat rules, rewards, parameters, views, bots."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+
+from sb3_selfplay.games import DuelGame, make_bot, play_bots, register_gym_envs
+from sb3_selfplay.games.bots import HunterBot, TurretBot
+from sb3_selfplay.games.duel import (
+    OBS_COOLDOWN,
+    OBS_HEALTH,
+    OBS_HIT,
+    OBS_RAYS,
+    OBS_TIME,
+    OPP_COS,
+    OPP_DIST,
+    OPP_FWD,
+    OPP_HEALTH,
+    OPP_LEFT,
+    OPP_SIN,
+    OPP_SIZE,
+    OPP_VISIBLE,
+    DuelParams,
+    obs_dim,
+    opp_offset,
+    parallel_env,
+)
+
+O = opp_offset(5)
+STAY = np.array([0, 0, 0, 0])
+FIRE = np.array([0, 0, 0, 1])
+
+
+def agent(x: float, y: float, angle_deg: float, **extra) -> dict:
+    return {"x": x, "y": y, "angle": math.radians(angle_deg), **extra}
+
+
+def duel(**params) -> DuelGame:
+    """A one-env game, no pillars unless placed with set_state."""
+    params.setdefault("n_pillars", 0)
+    return DuelGame(num_envs=1, seed=0, **params)
+
+
+def step(game: DuelGame, a0: np.ndarray, a1: np.ndarray):
+    return game.step(np.stack([a0, a1])[None])
+
+
+# ----------------------------------------------------------------------------- layout and spaces
+def test_spaces_and_layout():
+    game = duel()
+    assert game.observation_space.shape == (obs_dim(5),) == (OBS_RAYS + 5 + OPP_SIZE,)
+    assert game.observation_space.dtype == np.float32
+    assert list(game.action_space.nvec) == [9, 2, 2, 2]
+    assert game.action_space.n_categorical == 9 and game.action_space.n_bernoulli == 3
+    assert DuelGame(num_envs=1, n_rays=3).observation_space.shape == (obs_dim(3),)
+
+
+def test_random_play_stays_in_bounds():
+    game = DuelGame(num_envs=32, seed=1)
+    game.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        obs, rewards, *_ = game.step(rng.integers(0, game.action_space.nvec, size=(32, 2, 4)))
+        assert np.isfinite(obs).all() and np.isfinite(rewards).all()
+        assert obs.min() >= -1.0 and obs.max() <= 1.0
+
+
+# ----------------------------------------------------------------------------- visibility
+def test_pillar_occludes_and_clear_line_is_visible():
+    game = duel()
+    facing = [agent(2, 5, 0), agent(6, 5, 180)]
+    obs = game.set_state(0, {"agents": facing, "pillars": [{"x": 4, "y": 5, "r": 0.9}]})
+    assert np.all(obs[:, O:] == 0.0), "an opponent behind a pillar is invisible, its block all zeros"
+
+    obs = game.set_state(0, {"agents": facing, "pillars": [{"x": 4, "y": 6.3, "r": 0.9}]})
+    assert np.all(obs[:, O + OPP_VISIBLE] == 1.0), "a pillar off the line of sight does not occlude"
+    np.testing.assert_allclose(obs[0, O + OPP_FWD], 4 / 10, atol=1e-6)  # offset / arena_size
+    np.testing.assert_allclose(obs[0, O + OPP_LEFT], 0.0, atol=1e-6)
+    np.testing.assert_allclose(obs[0, O + OPP_DIST], 4 / 8, atol=1e-6)  # distance / view_range
+    np.testing.assert_allclose(obs[0, [O + OPP_SIN, O + OPP_COS]], [0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(obs[:, O + OPP_HEALTH], 1.0)
+
+
+def test_field_of_view_and_view_range():
+    game = duel()
+    side = [agent(2, 5, 0), agent(2 + 3 * math.cos(math.radians(60)), 5 + 3 * math.sin(math.radians(60)), 0)]
+    obs = game.set_state(0, {"agents": side})
+    assert obs[0, O + OPP_VISIBLE] == 0.0, "60 degrees off the heading is outside a 90 degree view"
+    game.set_params(fov=150.0)
+    game.reset()
+    obs = game.set_state(0, {"agents": side})
+    assert obs[0, O + OPP_VISIBLE] == 1.0
+    np.testing.assert_allclose(obs[0, O + OPP_SIN], math.sin(math.radians(60)), atol=1e-5)  # to the left
+
+    far = [agent(0.5, 0.5, 45), agent(9.5, 9.5, 225)]  # 12.7 apart, facing each other
+    assert np.all(game.set_state(0, {"agents": far})[:, O + OPP_VISIBLE] == 0.0)
+    game.set_params(view_range=14.0)
+    game.reset()
+    assert np.all(game.set_state(0, {"agents": far})[:, O + OPP_VISIBLE] == 1.0)
+
+
+def test_rays_measure_walls_and_pillars():
+    game = duel()
+    obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(9, 9, 0)], "pillars": [{"x": 5, "y": 5, "r": 1.0}]})
+    rays = obs[0, OBS_RAYS : OBS_RAYS + 5] * 8.0  # rays at -90, -45, 0, 45, 90 degrees, in metres
+    np.testing.assert_allclose(rays[2], 2.0, atol=1e-4)  # pillar surface straight ahead at x = 4
+    np.testing.assert_allclose(rays[0], 5.0, atol=1e-4)  # wall at y = 0 to the right
+    np.testing.assert_allclose(rays[4], 5.0, atol=1e-4)  # wall at y = 10 to the left
+
+
+# ----------------------------------------------------------------------------- movement
+def test_moving_turning_walls_and_pillar_collisions():
+    game = duel()
+    game.set_state(0, {"agents": [agent(5, 5, 0), agent(1, 1, 0)]})
+    step(game, np.array([1, 0, 0, 0]), STAY)  # forward
+    np.testing.assert_allclose([game.px[0, 0], game.py[0, 0]], [5.2, 5.0], atol=1e-5)
+    step(game, np.array([3, 0, 0, 0]), STAY)  # left
+    np.testing.assert_allclose([game.px[0, 0], game.py[0, 0]], [5.2, 5.2], atol=1e-5)
+    step(game, np.array([0, 1, 0, 0]), STAY)  # turn left
+    np.testing.assert_allclose(game.ang[0, 0], math.radians(12), atol=1e-6)
+    step(game, np.array([0, 1, 1, 0]), STAY)  # both turn buttons cancel
+    np.testing.assert_allclose(game.ang[0, 0], math.radians(12), atol=1e-6)
+
+    game.set_state(0, {"agents": [agent(9.65, 5, 0), agent(1, 1, 0)]})
+    step(game, np.array([1, 0, 0, 0]), STAY)
+    np.testing.assert_allclose(game.px[0, 0], 10 - 0.3, atol=1e-6)  # clamped at the wall
+
+    game.set_state(0, {"agents": [agent(3.7, 5, 0), agent(1, 1, 0)], "pillars": [{"x": 5, "y": 5, "r": 0.9}]})
+    step(game, np.array([1, 0, 0, 0]), STAY)
+    assert math.hypot(game.px[0, 0] - 5, game.py[0, 0] - 5) >= 0.9 + 0.3 - 1e-5  # pushed out
+
+
+def test_spawns_avoid_pillars_and_each_other():
+    game = DuelGame(num_envs=256, seed=3)
+    game.reset()
+    p = DuelParams()
+    pil = game._pil  # (5, P, n, 2): centres and radius^2
+    dist = np.hypot(game.px - pil[0], game.py - pil[1])
+    assert np.all(dist >= np.sqrt(pil[2]) + p.agent_radius)
+    gap = np.hypot(game.px[:, 0] - game.px[:, 1], game.py[:, 0] - game.py[:, 1])
+    assert np.all(gap >= p.min_spawn_distance)
+    states = [game.get_state(i) for i in range(5)]
+    assert all(len(s["pillars"]) == p.n_pillars for s in states)
+
+
+# ----------------------------------------------------------------------------- combat and rewards
+def face_off(**params) -> DuelGame:
+    """Seat 0 aims at seat 1 three metres away; seat 1 looks away."""
+    game = duel(**params)
+    game.set_state(0, {"agents": [agent(3, 5, 0), agent(6, 5, 0)]})
+    return game
+
+
+def test_cooldown_blocks_shots():
+    game = face_off()
+    obs = step(game, FIRE, STAY)[0][0]
+    assert game.last_shot[0, 0] and game.last_hit[0, 0]
+    assert obs[0, OBS_COOLDOWN] == 1.0 and obs[1, OBS_HIT] == 1.0 and obs[1, OBS_HEALTH] == 0.75
+    fired = [bool(step(game, FIRE, STAY) and game.last_shot[0, 0]) for _ in range(4)]
+    assert fired == [False, False, False, False]  # 4 steps of cooldown
+    step(game, FIRE, STAY)
+    assert game.last_shot[0, 0]
+    assert game.health[0, 1] == 50.0
+
+
+def test_shot_blocked_by_pillar_and_misaimed_shot_miss():
+    game = duel()
+    game.set_state(0, {"agents": [agent(2, 5, 0), agent(6, 5, 0)], "pillars": [{"x": 4, "y": 5, "r": 0.9}]})
+    step(game, FIRE, STAY)
+    assert game.last_shot[0, 0] and not game.last_hit[0, 0] and game.health[0, 1] == 100.0
+    game.set_state(0, {"agents": [agent(3, 5, 10), agent(6, 5, 0)]})  # 10 degrees off, tolerance 7
+    step(game, FIRE, STAY)
+    assert game.last_shot[0, 0] and not game.last_hit[0, 0]
+    game.set_state(0, {"agents": [agent(3, 5, 5), agent(6, 5, 0)]})  # 5 degrees off: a hit
+    step(game, FIRE, STAY)
+    assert game.last_hit[0, 0]
+
+
+@pytest.mark.parametrize("shaping", [0.5, 0.0])
+def test_damage_win_and_shaping(shaping):
+    game = face_off(shaping=shaping)
+    total = np.zeros(2)
+    for t in range(1, 17):
+        _, rewards, terminated, truncated, infos = step(game, FIRE, STAY)
+        total += rewards[0]
+        if t < 16:
+            assert not terminated[0] and not truncated[0]
+            hit_now = t in (1, 6, 11)
+            expected = shaping * 0.25 if hit_now else 0.0
+            np.testing.assert_allclose(rewards[0], [expected, -expected], atol=1e-6)
+    assert terminated[0] and not truncated[0]
+    np.testing.assert_allclose(rewards[0], [1 + shaping * 0.25, -1 - shaping * 0.25], atol=1e-6)
+    info = infos[0]
+    assert info["outcome"] == {"winner": 0}
+    assert info["episode"]["l"] == 16
+    np.testing.assert_allclose(info["episode"]["r"], total, atol=1e-5)
+    np.testing.assert_allclose(info["episode"]["r"], [1 + shaping, -1 - shaping], atol=1e-5)
+    m = info["metrics"]
+    assert m["shots"] == [4, 0] and m["hits"] == [4, 0] and m["accuracy"] == [1.0, 0.0]
+    assert m["damage_dealt"] == [100, 0] and m["damage_taken"] == [0, 100]
+    assert m["steps_opponent_visible"] == [16, 0]
+    np.testing.assert_allclose(info["reward_components"]["outcome"], [1, -1])
+    np.testing.assert_allclose(info["reward_components"]["damage_dealt"], [shaping, 0])
+    assert info["terminal_observation"][1, OBS_HEALTH] == 0.0
+
+
+def test_simultaneous_kill_is_a_draw():
+    game = duel(shaping=0.0)
+    game.set_state(0, {"agents": [agent(3, 5, 0, health=25), agent(6, 5, 180, health=25)]})
+    _, rewards, terminated, _, infos = step(game, FIRE, FIRE)
+    assert terminated[0] and infos[0]["outcome"] == {"winner": None}
+    np.testing.assert_array_equal(rewards[0], [0, 0])
+
+
+def test_step_limit_truncates_as_a_draw():
+    game = duel(max_steps=5, shaping=0.5)
+    game.reset()
+    game.set_state(0, {"agents": [agent(2, 2, 180), agent(8, 8, 0)]})
+    for _ in range(4):
+        assert not step(game, STAY, STAY)[3][0]
+    obs, rewards, terminated, truncated, infos = step(game, STAY, STAY)
+    assert truncated[0] and not terminated[0]
+    assert infos[0]["outcome"] == {"winner": None} and infos[0]["TimeLimit.truncated"]
+    np.testing.assert_array_equal(rewards[0], [0, 0])
+    assert np.all(infos[0]["terminal_observation"][:, OBS_TIME] == 1.0)
+    assert np.all(obs[0, :, OBS_TIME] == 0.0) and np.all(obs[0, :, OBS_HEALTH] == 1.0)
+
+
+def test_time_penalty_is_shaped():
+    game = duel(time_penalty=0.01, shaping=0.5)
+    game.reset()
+    _, rewards, *_ = step(game, STAY, STAY)
+    np.testing.assert_allclose(rewards[0], [-0.005, -0.005], atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- parameters
+def test_set_params_applies_at_each_envs_next_reset():
+    game = DuelGame(num_envs=2, seed=0, max_steps=3)
+    game.reset()
+    game.set_params(max_steps=10, fov=30.0)
+    assert game.get_params()["max_steps"] == 10
+    assert game.get_state(0)["fov"] == pytest.approx(90.0)  # running episodes keep their rules
+    idle = np.zeros((2, 2, 4), np.int64)
+    ends = [bool(game.step(idle)[3].all()) for _ in range(13)]
+    assert ends[2] and ends[12] and sum(ends) == 2  # old limit 3, then the new limit 10
+    assert game.get_state(1)["fov"] == pytest.approx(30.0, abs=1e-3)
+
+
+def test_params_are_validated():
+    with pytest.raises(ValueError, match="'fvo'"):
+        DuelGame(num_envs=1, fvo=90)
+    game = DuelGame(num_envs=1)
+    with pytest.raises(ValueError, match="n_rays"):
+        game.set_params(n_rays=3)
+    with pytest.raises(ValueError, match="fov"):
+        game.set_params(fov=0)
+    with pytest.raises(ValueError, match="do not fit"):
+        game.set_params(pillar_radius=6.0)
+    assert game.get_params()["fov"] == 90.0  # a rejected change leaves the parameters alone
+    game.set_params(n_pillars=7)
+    game.reset()
+    assert len(game.get_state(0)["pillars"]) == 7
+    game.set_params(n_pillars=0)
+    game.reset()
+    assert game.get_state(0)["pillars"] == []
+
+
+# ----------------------------------------------------------------------------- inspection
+def test_render_and_state():
+    game = DuelGame(num_envs=2, seed=0, render_size=64)
+    game.reset()
+    game.step(np.tile(FIRE, (2, 2, 1)))
+    frame = game.render(1)
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 3
+    state = game.get_state(1)
+    restored = json.loads(json.dumps(state))
+    obs = game.set_state(0, restored)
+    assert obs.shape == (2, game.observation_space.shape[0])
+    again = game.get_state(0)
+    for a, b in zip(again["agents"], state["agents"]):
+        for k in ("x", "y", "angle", "health", "cooldown"):
+            assert a[k] == pytest.approx(b[k], abs=1e-5)
+    assert again["step"] == state["step"] and len(again["pillars"]) == len(state["pillars"])
+
+
+# ----------------------------------------------------------------------------- bots
+def test_bot_registry_and_random_bot():
+    game = DuelGame(num_envs=4)
+    with pytest.raises(ValueError, match="known bots"):
+        make_bot("sniper", 4, game.action_space)
+    bot = make_bot("random", 4, game.action_space, seed=0)
+    actions = bot.act(game.reset()[:, 0], np.ones(4, bool))
+    assert actions.shape == (4, 4) and actions.dtype == np.int64
+    assert np.all(actions >= 0) and np.all(actions < game.action_space.nvec)
+
+
+def test_turret_aims_fires_and_remembers():
+    game = duel()
+    bot = TurretBot(1, game.action_space, seed=0)
+    obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(5, 5 + 3 * math.tan(math.radians(30)), 0)]})
+    a = bot.act(obs[None, 0], np.array([True]))[0]
+    assert a[1] == 1 and a[2] == 0 and a[3] == 0  # target 30 degrees left: turn left, hold fire
+    obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(9, 9, 0)], "pillars": [{"x": 5, "y": 7.5, "r": 0.9}]})
+    assert obs[0, O + OPP_VISIBLE] == 0.0
+    a = bot.act(obs[None, 0])[0]
+    assert a[1] == 1, "the turret keeps turning to where it last saw the opponent"
+    obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(6, 5, 0)]})
+    a = bot.act(obs[None, 0])[0]
+    assert a[3] == 1 and a[1] == 0 and a[2] == 0  # aimed: fire
+    bot.reset(np.array([True]))
+    assert not bot.has_goal[0]
+
+
+def test_hunter_chases_last_seen_position():
+    game = duel()
+    bot = HunterBot(1, game.action_space, seed=0)
+    obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(8, 5, 0)]})
+    a = bot.act(obs[None, 0], np.array([True]))[0]
+    assert a[0] == 1 and a[3] == 1  # far and aimed: walk forward and fire
+
+
+@pytest.mark.parametrize(("bot", "min_wins", "max_losses"), [("hunter", 170, 5), ("turret", 110, 5)])
+def test_bots_beat_random(bot, min_wins, max_losses):
+    result = play_bots(bot, "random", n_games=200, seed=0)
+    assert result["wins_0"] >= min_wins and result["wins_1"] <= max_losses, result
+    swapped = play_bots("random", bot, n_games=200, seed=1)
+    assert swapped["wins_1"] >= min_wins and swapped["wins_0"] <= max_losses, swapped
+
+
+# ----------------------------------------------------------------------------- gymnasium and PettingZoo views
+def test_gymnasium_env_passes_checkers():
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    register_gym_envs()
+    register_gym_envs()  # idempotent
+    env = gymnasium.make("Duel-v0")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*different from the unwrapped version.*")
+        sb3_check_env(env)
+        gym_check_env(env)
+        gym_check_env(env.unwrapped)
+    env.close()
+
+
+def test_gymnasium_env_kwargs_and_episode_end():
+    register_gym_envs()
+    env = gymnasium.make("Duel-v0", opponent="turret", max_steps=20, fov=60.0, render_mode="rgb_array")
+    assert env.unwrapped.game.get_params()["fov"] == 60.0
+    assert isinstance(env.unwrapped.bot, TurretBot)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape
+    for t in range(1, 21):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        if terminated or truncated:
+            break
+    assert "outcome" in info and info["episode"]["l"] == t
+    np.testing.assert_array_equal(obs, info["terminal_observation"])  # the final observation, not the next
+    assert env.render().shape == (256, 256, 3)
+    env.close()
+
+
+def test_pettingzoo_parallel_api():
+    from pettingzoo.test import parallel_api_test
+
+    env = parallel_env(max_steps=40)
+    parallel_api_test(env, num_cycles=100)
+    obs, infos = env.reset(seed=0)
+    assert set(obs) == {"player_0", "player_1"} and obs["player_0"].shape == env.observation_space("player_0").shape
+    for _ in range(40):
+        obs, rewards, terms, truncs, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
+        if not env.agents:
+            break
+    assert not env.agents and all(truncs.values() or terms.values())
+    assert "outcome" in infos["player_0"]
