@@ -41,9 +41,6 @@ __all__ = [
     "registered_games",
 ]
 
-#: Number of seats of a :class:`TwoPlayerGame`.
-N_PLAYERS = 2
-
 
 class TwoPlayerGame(ABC):
     """

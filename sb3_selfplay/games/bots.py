@@ -117,6 +117,8 @@ class _SeekerBot(Bot):
     turn_deadband = 0.1
     #: Bearing (radians) within which the bot fires (default aim tolerance is 7 degrees).
     fire_bearing = 0.11
+    #: Extra steps allowed to reach an exploration waypoint (mobile bots only).
+    explore_patience = 0
 
     def __init__(self, num_envs: int, action_space: spaces.Space, seed: int | None = None) -> None:
         n = int(num_envs)
@@ -192,11 +194,10 @@ class _SeekerBot(Bot):
             actions[:, 0] = self._movement(obs, n_rays, o, vis, seek, bearing)
         return actions
 
-    explore_patience = 0
-
     def _movement(
         self, obs: np.ndarray, n_rays: int, o: int, vis: np.ndarray, seek: np.ndarray, bearing: np.ndarray
     ) -> np.ndarray:
+        """Movement choice per env (stationary bots stay)."""
         return np.zeros(len(obs), np.int64)
 
 
@@ -211,7 +212,6 @@ class HunterBot(_SeekerBot):
 
     mobile = True
     patience = 60
-    #: Extra steps allowed to reach an exploration waypoint.
     explore_patience = 60
     #: Opponent distance (fraction of view range) under which the hunter strafes instead of closing in.
     close_range = 0.35

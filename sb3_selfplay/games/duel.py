@@ -279,9 +279,16 @@ class DuelGame(TwoPlayerGame):
     """
     The batched Duel game (see the module docstring for observations and actions).
 
+    Rules: each step both seats turn, then move (clamped by walls, pushed out of pillars), then
+    fire at once. A shot needs the cooldown at 0 and hits when the opponent is within
+    ``aim_tolerance`` degrees of the heading, within ``shot_range`` and not behind a pillar.
     Rewards per seat and step: ``+1 / -1`` to the winner / loser when the other's health runs
     out (0 to both if both fall in the same step or at the step limit), plus
     ``shaping * ((damage_dealt - damage_taken) / max_health - time_penalty)``.
+
+    End-of-episode ``metrics`` (per seat): ``shots``, ``hits``, ``accuracy``, ``damage_dealt``,
+    ``damage_taken``, ``distance_moved``, ``steps_opponent_visible``. ``reward_components``:
+    ``outcome``, ``damage_dealt``, ``damage_taken``, ``time`` (they sum to the return).
 
     Performance notes: arrays are laid out ``(..., env, seat)`` with per-env values repeated
     over the seat axis, so every operation runs over one contiguous inner axis of
@@ -442,6 +449,11 @@ class DuelGame(TwoPlayerGame):
         state = np.zeros((len(_STATE), k, 2), np.float32)
         state[_SX] = np.stack([x0, x1], 1)
         state[_SY] = np.stack([y0, y1], 1)
+        # The second spawn is drawn given the first; swap seats at random so both seats' spawns
+        # have the same distribution (the game must be symmetric for self-play).
+        swap = rng.random(k) < 0.5
+        state[_SX, swap] = state[_SX, swap, ::-1]
+        state[_SY, swap] = state[_SY, swap, ::-1]
         state[_SANG] = rng.uniform(-np.pi, np.pi, (k, 2))
         np.cos(state[_SANG], out=state[_SCOS])
         np.sin(state[_SANG], out=state[_SSIN])
@@ -529,36 +541,32 @@ class DuelGame(TwoPlayerGame):
         dx -= sin * ray_sin
         dy = sin * ray_cos
         dy += cos * ray_sin
-        L = pe[_F["L"]]
-        # Walls: along x the exit distance is max((L - x) / dx, -x / dx); same along y.
-        inv = dx + 1e-12
-        np.reciprocal(inv, out=inv)
-        a = (L - px) * inv
-        b = px * inv
-        np.negative(b, out=b)
-        tw = np.maximum(a, b)
-        np.add(dy, 1e-12, out=inv)
-        np.reciprocal(inv, out=inv)
-        np.multiply(L - py, inv, out=a)
-        np.multiply(py, inv, out=b)
-        np.negative(b, out=b)
-        np.maximum(a, b, out=a)
-        np.minimum(tw, a, out=tw)
-        # Pillars: ray-circle intersection, t = proj - sqrt(proj^2 - (|m|^2 - r^2)). The origin is
-        # outside every circle; a miss or a pillar behind (proj <= 0) gives NaN, ignored by fmin.
-        mx = pil[_PX] - px  # (P, n, 2)
-        my = pil[_PY] - py
-        m2r = mx * mx
-        m2r += my * my
-        m2r -= pil[_PR2]
-        proj = dx * mx[:, None]  # (P, R, n, 2)
-        proj += dy * my[:, None]
-        disc = np.abs(proj)
-        disc *= proj
-        disc -= m2r[:, None]
-        with np.errstate(invalid="ignore"):
+        half = 0.5 * pe[_F["L"]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Walls: the exit distance along x is (L - x) / dx for dx > 0 and x / -dx otherwise,
+            # i.e. (L/2 + copysign(L/2 - x, dx)) / |dx|; the same along y; the nearer one counts.
+            tw = np.copysign(half - px, dx)
+            tw += half
+            tw /= np.abs(dx)
+            ty = np.copysign(half - py, dy)
+            ty += half
+            ty /= np.abs(dy)
+            np.minimum(tw, ty, out=tw)
+            # Pillars: ray-circle intersection, t = proj - sqrt(proj^2 - (|m|^2 - r^2)). The origin
+            # is outside every circle; a miss or a pillar behind (proj <= 0) gives NaN, which fmin
+            # ignores.
+            mx = pil[_PX] - px  # (P, n, 2)
+            my = pil[_PY] - py
+            m2r = mx * mx
+            m2r += my * my
+            m2r -= pil[_PR2]
+            proj = dx * mx[:, None]  # (P, R, n, 2)
+            proj += dy * my[:, None]
+            disc = np.abs(proj)
+            disc *= proj
+            disc -= m2r[:, None]
             np.sqrt(disc, out=disc)
-        proj -= disc
+            proj -= disc
         tp = np.fmin.reduce(proj, axis=0)
         return np.fmin(tw, tp, out=tw)
 
@@ -959,8 +967,8 @@ class DuelEnv(gym.Env):
         self._bot_start = np.ones(1, bool)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Start a new episode; the game and the bot draw their seeds from the env's generator."""
         super().reset(seed=seed)
-        # The game and the bot draw their seeds from the env's generator: seeded resets repeat.
         game_seed, bot_seed = self.np_random.integers(0, 2**63 - 1, size=2).tolist()
         self._obs = self.game.reset(seed=game_seed)
         self.bot.seed(bot_seed)
@@ -968,20 +976,36 @@ class DuelEnv(gym.Env):
         return self._obs[0, 0].copy(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """
+        Play one step (the bot acts for seat 1).
+
+        At the end of an episode the info holds ``outcome``, ``is_success`` (the learner won, which
+        SB3 logs as ``rollout/success_rate``), ``episode`` (the learner's return and the length),
+        ``opponent_return``, and the per-seat ``metrics`` and ``reward_components`` (seat 0 first).
+        """
         bot_action = self.bot.act(self._obs[:, 1], self._bot_start)
         actions = np.stack([np.asarray(action, dtype=np.int64).reshape(4), bot_action[0]])[None]
         obs, rewards, terminated, truncated, infos = self.game.step(actions)
         self._obs = obs
-        info = infos[0]
-        self._bot_start[:] = terminated | truncated
-        if "terminal_observation" in info:
-            last = info["terminal_observation"][0].copy()
-            info = {**info, "terminal_observation": last}
-        else:
-            last = obs[0, 0].copy()
+        done = bool(terminated[0] or truncated[0])
+        self._bot_start[:] = done
+        if not done:
+            return obs[0, 0].copy(), float(rewards[0, 0]), False, False, {}
+        end = infos[0]
+        info = {
+            "outcome": end["outcome"],
+            "is_success": end["outcome"]["winner"] == 0,
+            "episode": {"r": end["episode"]["r"][0], "l": end["episode"]["l"]},
+            "opponent_return": end["episode"]["r"][1],
+            "metrics": end["metrics"],
+            "reward_components": end["reward_components"],
+            "TimeLimit.truncated": end["TimeLimit.truncated"],
+        }
+        last = end["terminal_observation"][0].copy()
         return last, float(rewards[0, 0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self) -> np.ndarray | None:
+        """:return: An RGB frame of the game (``render_mode="rgb_array"``), else ``None``."""
         if self.render_mode is None:
             gym.logger.warn("DuelEnv.render() called without render_mode='rgb_array'")
             return None
