@@ -364,6 +364,10 @@ def test_gymnasium_env_kwargs_and_episode_end():
     assert info["episode"]["l"] == t and info["is_success"] == (info["outcome"]["winner"] == 0)
     assert obs[OBS_TIME] == pytest.approx(t / 20)  # the final observation, not the next episode's first
     assert env.render().shape == (256, 256, 3)
+    env.unwrapped.set_params(max_steps=7)
+    env.reset()
+    ends = [env.step(env.action_space.sample())[3] for _ in range(7)]
+    assert ends == [False] * 6 + [True]  # no kill is possible in 7 steps: the new limit truncates
     env.close()
 
 

@@ -1004,6 +1004,10 @@ class DuelEnv(gym.Env):
         last = end["terminal_observation"][0].copy()
         return last, float(rewards[0, 0]), bool(terminated[0]), bool(truncated[0]), info
 
+    def set_params(self, **params: Any) -> None:
+        """Change game parameters from the next episode on (e.g. ``vec_env.env_method("set_params", fov=60)``)."""
+        self.game.set_params(**params)
+
     def render(self) -> np.ndarray | None:
         """:return: An RGB frame of the game (``render_mode="rgb_array"``), else ``None``."""
         if self.render_mode is None:
@@ -1081,6 +1085,10 @@ class DuelParallelEnv(_ParallelEnvBase):
             gym.logger.warn("DuelParallelEnv.render() called without render_mode='rgb_array'")
             return None
         return self.game.render(0)
+
+    def set_params(self, **params: Any) -> None:
+        """Change game parameters from the next ``reset()`` on."""
+        self.game.set_params(**params)
 
     def state(self) -> np.ndarray:
         """Global state: both seats' observations concatenated."""
