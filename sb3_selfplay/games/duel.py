@@ -535,8 +535,14 @@ class DuelGame(TwoPlayerGame):
 
     @staticmethod
     def _rays(state: np.ndarray, pil: np.ndarray, pe: np.ndarray, ray_cos: np.ndarray, ray_sin: np.ndarray) -> np.ndarray:
-        """Distance along each ray to the nearest wall or pillar, shape ``(R, n, 2)``, unclipped."""
+        """
+        Distance along each ray to the nearest wall or pillar, shape ``(R, n, 2)``, unclipped.
+
+        :param ray_cos: Cosines of the ray angles (relative to the heading), shape ``(R, 1, 1)``.
+        :param ray_sin: Their sines.
+        """
         px, py, cos, sin = state[_SX], state[_SY], state[_SCOS], state[_SSIN]
+        ray_angles_cos, ray_angles_sin = ray_cos.ravel().tolist(), ray_sin.ravel().tolist()
         dx = cos * ray_cos  # (R, n, 2) world ray directions
         dx -= sin * ray_sin
         dy = sin * ray_cos
@@ -554,20 +560,28 @@ class DuelGame(TwoPlayerGame):
             np.minimum(tw, ty, out=tw)
             # Pillars: ray-circle intersection, t = proj - sqrt(proj^2 - (|m|^2 - r^2)). The origin
             # is outside every circle; a miss or a pillar behind (proj <= 0) gives NaN, which fmin
-            # ignores.
+            # ignores. proj is computed per ray from the pillars' egocentric offsets, so every
+            # operation runs on contiguous (P, n, 2) arrays.
             mx = pil[_PX] - px  # (P, n, 2)
             my = pil[_PY] - py
             m2r = mx * mx
             m2r += my * my
             m2r -= pil[_PR2]
-            proj = dx * mx[:, None]  # (P, R, n, 2)
-            proj += dy * my[:, None]
+            fwd = cos * mx
+            fwd += sin * my
+            left = cos * my
+            left -= sin * mx
+            proj = np.empty((len(ray_angles_cos),) + mx.shape, np.float32)  # (R, P, n, 2)
+            for r, (rc, rs) in enumerate(zip(ray_angles_cos, ray_angles_sin)):
+                np.multiply(fwd, rc, out=proj[r])
+                np.multiply(left, rs, out=mx)
+                proj[r] += mx
             disc = np.abs(proj)
             disc *= proj
-            disc -= m2r[:, None]
+            disc -= m2r
             np.sqrt(disc, out=disc)
             proj -= disc
-        tp = np.fmin.reduce(proj, axis=0)
+        tp = np.fmin.reduce(proj, axis=1)
         return np.fmin(tw, tp, out=tw)
 
     # ------------------------------------------------------------------ observation
