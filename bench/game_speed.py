@@ -69,11 +69,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON output file")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     rows = [measure(n, args.steps, args.seed, args.repeats) for n in args.num_envs]
     result = {
         "benchmark": "Duel-v0 game step, random actions for both players",
         "target": ">= 1,000,000 env-steps/s at 1,024 envs on one core",
-        "load_average_before": os.getloadavg()[0],
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
