@@ -1,5 +1,8 @@
-"""Self-play: opponent pool (snapshots + match ledger), ratings and opponent sampling."""
+"""Self-play: opponent pool (snapshots + match ledger), ratings, opponent sampling, the batched
+opponent bank, the learner's SelfPlayVecEnv and callback, and tournaments."""
 
+from sb3_selfplay.selfplay.callback import SelfPlayCallback, find_selfplay_env
+from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
 from sb3_selfplay.selfplay.pool import (
     LEARNER,
     MatchRecord,
@@ -18,6 +21,8 @@ from sb3_selfplay.selfplay.serialization import (
     encode,
     import_dotted,
 )
+from sb3_selfplay.selfplay.tournament import load_model_policy, run_tournament, tournament_report, tournament_schedule
+from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
 
 __all__ = [
     "DEFAULT_ALLOWED_PREFIXES",
@@ -27,18 +32,27 @@ __all__ = [
     "BTResult",
     "MatchRecord",
     "OpponentPool",
+    "PlayerBank",
+    "SelfPlayCallback",
+    "SelfPlayVecEnv",
     "SerializationError",
     "SnapshotError",
     "SnapshotInfo",
+    "actor_signature",
     "decode",
     "encode",
     "expected_score",
+    "find_selfplay_env",
     "fit_bradley_terry",
     "get_sampler",
     "import_dotted",
+    "load_model_policy",
     "plot_ratings",
     "policy_constructor_kwargs",
     "ratings_table",
+    "run_tournament",
     "sample_opponents",
+    "tournament_report",
+    "tournament_schedule",
     "update_elo",
 ]

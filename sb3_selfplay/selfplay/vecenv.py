@@ -1,0 +1,377 @@
+"""SelfPlayVecEnv: a batched two-player game seen by the learner as an SB3 ``VecEnv``.
+
+Every env slot pairs the learner with an opponent: a pool snapshot, a scripted bot, or the
+current learner weights (``LATEST``). Opponent actions for all slots come from one
+:class:`~sb3_selfplay.selfplay.players.PlayerBank` call per step (snapshots of one architecture
+stacked into one batched pass). When a game ends, its result goes to the pool's ledger (all
+games that end in a step in one transaction) and the slot draws its next opponent (and seat).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch as th
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+from sb3_selfplay.games.base import TwoPlayerGame
+from sb3_selfplay.games.bots import BOTS
+from sb3_selfplay.selfplay.players import PlayerBank
+from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
+from sb3_selfplay.selfplay.sampling import LATEST, get_sampler, sample_opponents
+
+__all__ = ["SelfPlayVecEnv", "opponent_kind"]
+
+_OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
+#: Redraws per slot before giving up on unloadable snapshots and playing the learner's weights.
+_MAX_REDRAWS = 8
+
+
+def opponent_kind(opponent_id: str) -> str:
+    """``"latest"`` (current learner weights), ``"bot"`` (scripted) or ``"snapshot"`` (anything else)."""
+    if opponent_id in (LATEST, LEARNER):
+        return "latest"
+    if opponent_id in BOTS:
+        return "bot"
+    return "snapshot"
+
+
+class SelfPlayVecEnv(VecEnv):
+    """
+    The learner's single-agent view of a batched two-player game, with opponents from a pool.
+
+    ``num_envs`` is the game's; observation and action spaces are those of one seat. Infos of
+    finished envs carry ``terminal_observation``, ``TimeLimit.truncated``, ``episode``
+    (``r``, ``l``, ``t``), ``selfplay`` (``opponent``, ``seat``, ``outcome``, ``score``) and the
+    game's ``metrics`` and ``reward_components`` for the learner's seat.
+
+    :param game: The batched game (e.g. ``make_game("Duel-v0", 16)``).
+    :param pool: Opponent pool: snapshots to draw from and the ledger results go to (None:
+        bots and ``LATEST`` only, nothing recorded).
+    :param learner_seat: ``0``, ``1`` or ``"random"`` (drawn per episode).
+    :param strategy: Sampling strategy (a key of ``OPPONENT_SAMPLERS``: ``uniform``, ``latest``,
+        ``elo``, ``pfsp``).
+    :param latest_ratio: Probability that an episode is played against the current learner weights.
+    :param bots: Scripted bots among the candidates (registered as players in the pool).
+    :param opponents: A fixed list of opponent ids to draw from (with ``strategy``) instead of
+        the pool's bots and active snapshot window.
+    :param strategy_params: Parameters of the strategy (``temperature``, ``weighting``, ``k``).
+    :param seed: Seed of opponent/seat draws, bots and the game.
+    :param record: Write results to the pool's ledger (and update online Elo).
+    :param device: Device of opponent inference.
+    :param max_cached: Snapshots kept loaded in the player bank.
+    """
+
+    def __init__(
+        self,
+        game: TwoPlayerGame,
+        pool: OpponentPool | None = None,
+        learner_seat: int | str = 0,
+        strategy: str = "uniform",
+        latest_ratio: float = 0.5,
+        bots: Sequence[str] = ("random", "turret", "hunter"),
+        opponents: Sequence[str] | None = None,
+        strategy_params: dict[str, Any] | None = None,
+        seed: int | None = None,
+        record: bool = True,
+        device: th.device | str = "cpu",
+        max_cached: int = 64,
+    ) -> None:
+        if learner_seat not in (0, 1, "random"):
+            raise ValueError(f"learner_seat must be 0, 1 or 'random', got {learner_seat!r}")
+        if not 0.0 <= latest_ratio <= 1.0:
+            raise ValueError(f"latest_ratio must be in [0, 1], got {latest_ratio}")
+        get_sampler(strategy)
+        unknown_bots = [b for b in bots if b not in BOTS]
+        if unknown_bots:
+            raise ValueError(f"unknown bots {unknown_bots}; known: {sorted(BOTS)}")
+        if opponents is not None and len(opponents) == 0:
+            raise ValueError("opponents must be None or a non-empty list of ids")
+        self.game = game
+        self.pool = pool
+        self.learner_seat = learner_seat
+        self.strategy = strategy
+        self.latest_ratio = float(latest_ratio)
+        self.bots = tuple(bots)
+        self.opponents = None if opponents is None else list(opponents)
+        self.strategy_params = dict(strategy_params or {})
+        self.record = bool(record)
+        n = game.num_envs
+        seq = np.random.SeedSequence(seed)
+        rng_seed, bank_seed, game_seed = (int(s.generate_state(1)[0]) for s in seq.spawn(3))
+        self._rng = np.random.default_rng(rng_seed)
+        self._pending_seed: int | None = game_seed if seed is not None else None
+        self.bank = PlayerBank(
+            n,
+            game.observation_space,
+            game.action_space,
+            device=device,
+            pool=pool,
+            seed=bank_seed,
+            max_cached=max_cached,
+        )
+        if pool is not None:
+            for name in self.bots:
+                pool.add_player(name, kind="bot")
+            for opp in self.opponents or ():
+                if opp in BOTS:
+                    pool.add_player(opp, kind="bot")
+        self._bad: set[str] = set()
+        self._opp_ids = np.full(n, LATEST, dtype=object)
+        self._seats = np.zeros(n, dtype=np.int64)
+        self._opp_starts = np.ones(n, dtype=bool)
+        self._obs: np.ndarray | None = None
+        self._actions: np.ndarray | None = None
+        self._t0 = np.full(n, time.time())
+        self._results: list[dict[str, Any]] = []
+        self._arange = np.arange(n)
+        self.learner_step = 0
+        super().__init__(n, game.observation_space, game.action_space)
+
+    # ------------------------------------------------------------------ players
+    def set_learner(self, policy: Any) -> None:
+        """The current learner policy (or algorithm): plays the ``LATEST`` opponents."""
+        self.bank.set_learner(policy)
+
+    def add_player(self, player_id: str, policy: Any) -> None:
+        """
+        Register a policy as a possible opponent (use its id in ``opponents``). With a pool, the
+        player is added to the ledger (kind ``"policy"``) so its games are recorded.
+        """
+        self.bank.add_player(player_id, policy)
+        if self.pool is not None:
+            self.pool.add_player(player_id, kind="policy")
+
+    def opponent_ids(self) -> list[str]:
+        """The current opponent of every env."""
+        return self._opp_ids.tolist()
+
+    def seats(self) -> np.ndarray:
+        """The learner's seat in every env."""
+        return self._seats.copy()
+
+    def pop_results(self) -> list[dict[str, Any]]:
+        """
+        Results of the games finished since the last call, as dicts with ``opponent``, ``kind``
+        (see :func:`opponent_kind`), ``seat``, ``outcome``, ``score`` and ``length``.
+        """
+        out, self._results = self._results, []
+        return out
+
+    def set_game_params(self, **params: Any) -> None:
+        """Change game parameters (curriculum hook); each env picks them up at its next episode."""
+        self.game.set_params(**params)
+
+    def get_game_params(self) -> dict[str, Any]:
+        """:return: The parameters new episodes start with."""
+        return self.game.get_params()
+
+    # ------------------------------------------------------------------ drawing opponents
+    def _candidates(self) -> tuple[list[str], dict[str, float], float]:
+        """Candidate ids, their ratings and the learner's rating."""
+        if self.opponents is not None:
+            cands = [c for c in self.opponents if c not in self._bad]
+        else:
+            cands = list(self.bots)
+            if self.pool is not None:
+                cands += self.pool.candidates(include_bots=False, _stacklevel=4)
+            cands = [c for c in cands if c not in self._bad]
+        initial = self.pool.initial_rating if self.pool is not None else 1200.0
+        ratings = self.pool.ratings() if self.pool is not None else {}
+        table = {c: ratings.get(c, initial) for c in cands}
+        return cands, table, ratings.get(LEARNER, initial)
+
+    def _draw(self, k: int) -> list[str]:
+        """``k`` opponent ids that the bank can play (unloadable snapshots are skipped with a warning)."""
+        out: list[str] = []
+        for _ in range(_MAX_REDRAWS):
+            cands, ratings, learner_rating = self._candidates()
+            ids = sample_opponents(
+                cands,
+                [ratings[c] for c in cands],
+                learner_rating,
+                self.strategy,
+                k - len(out),
+                self._rng,
+                latest_ratio=self.latest_ratio,
+                **self.strategy_params,
+            )
+            bad = set()
+            for opp in set(ids):
+                if opp == LATEST or self.bank.has_player(opp):
+                    continue
+                try:
+                    self.bank.load(opp)
+                except (SnapshotError, KeyError) as exc:
+                    warnings.warn(f"skipping opponent {opp!r}: {exc}", RuntimeWarning, stacklevel=3)
+                    bad.add(opp)
+            self._bad |= bad
+            out += [i for i in ids if i not in bad]
+            if len(out) == k:
+                return out
+        return out + [LATEST] * (k - len(out))
+
+    def _assign(self, idx: np.ndarray) -> None:
+        """Draw new opponents (and seats, if random) for the envs ``idx``."""
+        if len(idx) == 0:
+            return
+        self._opp_ids[idx] = np.array(self._draw(len(idx)), dtype=object)
+        if self.learner_seat == "random":
+            self._seats[idx] = self._rng.integers(0, 2, len(idx))
+        else:
+            self._seats[idx] = int(self.learner_seat)
+        self._opp_starts[idx] = True
+        self._t0[idx] = time.time()
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self) -> np.ndarray:
+        seed = self._pending_seed
+        if self._seeds[0] is not None:
+            seed = int(self._seeds[0])
+        if seed is not None:
+            self._rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        obs = self.game.reset(seed=seed)
+        self._pending_seed = None
+        self._reset_seeds()
+        self._reset_options()
+        self.bank.reset_slots(np.ones(self.num_envs, bool))
+        self._assign(self._arange)
+        self._obs = obs
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return obs[self._arange, self._seats].copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._obs is None or self._actions is None:
+            raise RuntimeError("SelfPlayVecEnv: call reset() before step()")
+        n, ar, seats = self.num_envs, self._arange, self._seats
+        opp_obs = self._obs[ar, 1 - seats]
+        opp_actions = self.bank.act(opp_obs, self._opp_ids, self._opp_starts)
+        act_space = self.action_space
+        joint = np.empty((n, 2, *act_space.shape), dtype=opp_actions.dtype)
+        joint[ar, seats] = self._actions.reshape((n, *act_space.shape))
+        joint[ar, 1 - seats] = opp_actions
+        obs, rewards, terminated, truncated, game_infos = self.game.step(joint)
+        self._opp_starts[:] = False
+        learner_rewards = rewards[ar, seats].astype(np.float32)
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(n)]
+        self.learner_step += n
+        if dones.any():
+            idx = np.flatnonzero(dones)
+            self._finish(idx, game_infos, infos, terminated, truncated)
+            self.bank.reset_slots(dones)
+            self._assign(idx)
+        self._obs = obs
+        return obs[ar, self._seats].copy(), learner_rewards, dones, infos
+
+    def _finish(
+        self,
+        idx: np.ndarray,
+        game_infos: list[dict[str, Any]],
+        infos: list[dict[str, Any]],
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
+        """Build the learner's infos of finished envs and record their results in one transaction."""
+        now = time.time()
+        matches = []
+        for i in idx.tolist():
+            g = game_infos[i]
+            seat = int(self._seats[i])
+            opp = str(self._opp_ids[i])
+            winner = g.get("outcome", {}).get("winner")
+            score = 0.5 if winner is None else (1.0 if winner == seat else 0.0)
+            ep = g.get("episode", {})
+            r = ep.get("r", [0.0, 0.0])
+            length = int(ep.get("l", 0))
+            info: dict[str, Any] = {
+                "terminal_observation": np.asarray(g["terminal_observation"][seat]),
+                "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                "episode": {"r": float(r[seat]), "l": length, "t": round(now - float(self._t0[i]), 6)},
+                "selfplay": {"opponent": opp, "seat": seat, "outcome": _OUTCOMES[score], "score": score},
+            }
+            for key in ("metrics", "reward_components"):
+                if key in g:
+                    info[key] = {name: v[seat] for name, v in g[key].items()}
+            infos[i] = info
+            self._results.append(
+                {
+                    "opponent": opp,
+                    "kind": opponent_kind(opp),
+                    "seat": seat,
+                    "outcome": _OUTCOMES[score],
+                    "score": score,
+                    "length": length,
+                }
+            )
+            matches.append((LEARNER, opp, score, self.learner_step))
+        if self.record and self.pool is not None:
+            self.pool.record_matches(matches)
+
+    def close(self) -> None:
+        self.game.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [self.game.render(i) for i in range(self.num_envs)]
+
+    def render(self, mode: str | None = None) -> np.ndarray | None:
+        """The first env's image (``game.render(0)``); ``get_images()`` draws every env."""
+        if mode not in (None, "rgb_array"):
+            warnings.warn(f"SelfPlayVecEnv renders rgb_array images only, not {mode!r}", stacklevel=2)
+            return None
+        return self.game.render(0)
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Seed the game and the opponent/seat draws at the next ``reset()`` (bots keep the constructor's seed)."""
+        if seed is None:
+            seed = int(np.random.randint(0, np.iinfo(np.uint32).max, dtype=np.uint32))
+        self._seeds = [seed + i for i in range(self.num_envs)]
+        return self._seeds
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """An attribute of the game (shared by all envs); ``render_mode`` is ``"rgb_array"``."""
+        n = len(list(self._get_indices(indices)))
+        if attr_name == "render_mode" and not hasattr(self.game, "render_mode"):
+            return ["rgb_array"] * n
+        return [getattr(self.game, attr_name)] * n
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the game (shared by all envs: ``indices`` must cover all of them)."""
+        if indices is not None and sorted(self._get_indices(indices)) != list(range(self.num_envs)):
+            raise ValueError("SelfPlayVecEnv.set_attr: the envs share one game; set attributes for all envs at once")
+        setattr(self.game, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        """
+        Call a game method. Methods taking ``env_index`` (``render``, ``get_state``) run once per
+        index; others (``set_params``, ...) run once and their result is repeated per index.
+        """
+        method = getattr(self.game, method_name)
+        idx = list(self._get_indices(indices))
+        try:
+            per_env = "env_index" in inspect.signature(method).parameters
+        except (TypeError, ValueError):
+            per_env = False
+        if per_env:
+            return [method(*method_args, env_index=i, **method_kwargs) for i in idx]
+        result = method(*method_args, **method_kwargs)
+        return [result] * len(idx)
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False] * len(list(self._get_indices(indices)))
+
+    def __repr__(self) -> str:
+        return (
+            f"SelfPlayVecEnv({self.game!r}, pool={self.pool!r}, learner_seat={self.learner_seat!r}, "
+            f"strategy={self.strategy!r})"
+        )
