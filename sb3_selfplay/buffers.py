@@ -78,7 +78,20 @@ class _SequenceMixin:
     device: th.device
     observations: Any
 
-    def _init_sequences(self, sequence_length: int, truncate_bptt: bool, store_full_episodes: bool) -> None:
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        gae_lambda: float = 1,
+        gamma: float = 0.99,
+        n_envs: int = 1,
+        sequence_length: int = 16,
+        truncate_bptt: bool = True,
+        store_full_episodes: bool = False,
+    ):
+        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)  # type: ignore[call-arg]
         if sequence_length < 1:
             raise ValueError(f"sequence_length must be >= 1 (got {sequence_length})")
         self.sequence_length = int(sequence_length)
@@ -222,38 +235,6 @@ class SequenceBuffer(_SequenceMixin, RolloutBuffer):
     :param store_full_episodes: align cuts to each episode's own start instead of the rollout grid
     """
 
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        sequence_length: int = 16,
-        truncate_bptt: bool = True,
-        store_full_episodes: bool = False,
-    ):
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-        self._init_sequences(sequence_length, truncate_bptt, store_full_episodes)
-
 
 class DictSequenceBuffer(_SequenceMixin, DictRolloutBuffer):
     """:class:`SequenceBuffer` for Dict observations (same parameters)."""
-
-    def __init__(
-        self,
-        buffer_size: int,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        device: th.device | str = "auto",
-        gae_lambda: float = 1,
-        gamma: float = 0.99,
-        n_envs: int = 1,
-        sequence_length: int = 16,
-        truncate_bptt: bool = True,
-        store_full_episodes: bool = False,
-    ):
-        super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)
-        self._init_sequences(sequence_length, truncate_bptt, store_full_episodes)
