@@ -107,7 +107,8 @@ def test_bank_mixes_bots_policies_and_fallback():
         bank.act(obs, ["nobody"] * 9, None)
 
 
-def test_bank_follows_learner_weight_updates():
+@pytest.mark.parametrize("fused", [False, True])
+def test_bank_follows_learner_weight_updates(fused):
     obs_space, act_space = spaces_of_duel()
     learner = make_policy("lstm", 0)
     other = make_policy("lstm", 1)
@@ -118,10 +119,12 @@ def test_bank_follows_learner_weight_updates():
     obs = np.random.default_rng(1).uniform(-1, 1, (6, *obs_space.shape)).astype(np.float32)
     starts = np.ones(6, bool)
     bank.act(obs, ids, starts, deterministic=True)
-    optimizer = th.optim.Adam(learner.parameters(), lr=0.5)  # an in-place update, like training
+    optimizer = th.optim.Adam(learner.parameters(), lr=0.5, fused=fused)  # an in-place update, like training
     learner.action_net.bias.grad = th.randn_like(learner.action_net.bias)
     learner.lstm_actor.weight_hh_l0.grad = th.randn_like(learner.lstm_actor.weight_hh_l0)
     optimizer.step()
+    if fused:  # fused Adam does not bump version counters: the callback refreshes each rollout
+        bank.refresh(LATEST)
     actions = bank.act(obs, ids, starts, deterministic=True)
     expected, _ = learner.predict(obs[0::2], None, np.ones(3, bool), deterministic=True)
     np.testing.assert_array_equal(actions[0::2], expected)

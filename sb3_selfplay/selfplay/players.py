@@ -172,12 +172,13 @@ class _Player:
     snapshot: bool = False
     state_key: tuple[int, int] | None = None  # (n_layers, hidden) of a recurrent policy
     params: list[th.Tensor] = field(default_factory=list)  # actor parameters (version checks)
+    stamp: int = 0  # bumped by PlayerBank.refresh()
 
     def version(self) -> tuple:
-        """Changes whenever the actor weights are updated in place or replaced."""
+        """Changes whenever the actor weights are updated in place (version counter), replaced, or refreshed."""
         if self.frozen:
             return ()
-        return tuple((p.data_ptr(), p._version) for p in self.params)
+        return (self.stamp, *((p.data_ptr(), p._version) for p in self.params))
 
 
 @dataclass
@@ -228,9 +229,10 @@ class _GroupLayout:
     signature: tuple
     members: list[_Player]
     slots: np.ndarray  # slot of each valid padded position, in padded row-major order
-    slots_t: th.Tensor
-    pad: th.Tensor  # (G, B_max) slot index per padded position (padding repeats a real slot)
-    valid: th.Tensor  # flat indices of the valid positions in G * B_max
+    slots_t: th.Tensor  # the same on the bank's device (where recurrent states live)
+    pad: th.Tensor  # (G, B_max) slot index per padded position (padding repeats a real slot), group's device
+    pad_s: th.Tensor  # the same on the bank's device
+    valid: th.Tensor  # flat indices of the valid positions in G * B_max, group's device
     rows: np.ndarray  # member rows in the architecture's full stack
     selected: _Stack | None = None
 
@@ -321,6 +323,19 @@ class PlayerBank:
         if player_id in BOTS or player_id in (LATEST, LEARNER):
             raise ValueError(f"player id {player_id!r} is reserved (bot name or the learner)")
         self._register(player_id, _unwrap_policy(policy), frozen=False, snapshot=False)
+
+    def refresh(self, player_id: str = LATEST) -> None:
+        """
+        Mark a player's weights as changed, so its stacked copy is rebuilt at the next use.
+
+        In-place updates are detected by the parameters' version counters, but some writes do
+        not bump them (e.g. ``torch.optim.Adam(fused=True)``, ``.data`` assignments); the
+        :class:`~sb3_selfplay.selfplay.callback.SelfPlayCallback` refreshes the learner at every
+        rollout start.
+        """
+        player = self._players.get(self._canonical(player_id))
+        if player is not None:
+            player.stamp += 1
 
     def has_player(self, player_id: str) -> bool:
         """Whether ``player_id`` is known without loading (bots count as known)."""
@@ -498,8 +513,9 @@ class PlayerBank:
                     signature=sig,
                     members=members,
                     slots=slots,
-                    slots_t=th.as_tensor(slots, device=device),
+                    slots_t=th.as_tensor(slots, device=self.device),
                     pad=th.as_tensor(pad, device=device),
+                    pad_s=th.as_tensor(pad, device=self.device),
                     valid=th.as_tensor(rank * b_max + pos, device=device),
                     rows=np.zeros(0, dtype=np.int64),
                 )
@@ -592,16 +608,14 @@ class PlayerBank:
         x = x[group.pad]  # (G, B, in)
         if weights.core is not None:
             h_all, c_all = self._states[group.members[0].state_key]  # type: ignore[index]
-            h = h_all[group.pad].transpose(1, 2)  # (G, L, B, H)
-            c = c_all[group.pad].transpose(1, 2)
+            dev = x.device
+            h = h_all[group.pad_s].to(dev).transpose(1, 2)  # (G, L, B, H)
+            c = c_all[group.pad_s].to(dev).transpose(1, 2)
             x, h, c = fused_step(weights.core, x, h, c)
             n_layers, hidden = h.shape[1], h.shape[3]
-            h_all.index_copy_(
-                0, group.slots_t, h.transpose(1, 2).reshape(g * b, n_layers, hidden).index_select(0, group.valid)
-            )
-            c_all.index_copy_(
-                0, group.slots_t, c.transpose(1, 2).reshape(g * b, n_layers, hidden).index_select(0, group.valid)
-            )
+            for new, store in ((h, h_all), (c, c_all)):
+                rows = new.transpose(1, 2).reshape(g * b, n_layers, hidden).index_select(0, group.valid)
+                store.index_copy_(0, group.slots_t, rows.to(self.device))
         for layer in weights.layers:
             x = layer(x) if isinstance(layer, nn.Module) else th.baddbmm(layer[1], x, layer[0])
         logits = x.reshape(g * b, -1).index_select(0, group.valid)
