@@ -235,6 +235,7 @@ def test_opponent_draws_follow_the_strategy(tmp_path):
         SelfPlayVecEnv(game, pool, strategy="nope")
 
 
+@pytest.mark.filterwarnings("ignore:skipping snapshot:RuntimeWarning")  # later draws warn again
 def test_corrupt_snapshot_is_skipped_with_a_warning(tmp_path):
     pool, (good, bad) = snapshot_pool(tmp_path, 2)
     path = tmp_path / "pool" / "snapshots" / f"{bad}.pt"
