@@ -234,6 +234,7 @@ class RecurrentPPO(ContribRecurrentPPO):
         """Collect ``n_rollout_steps`` per env with the fused one-step cores (no per-env loops)."""
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
+        self.policy.refresh_fused_weights()
         n_steps = 0
         rollout_buffer.reset()
         if self.use_sde:

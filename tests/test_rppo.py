@@ -258,3 +258,17 @@ def test_identity_discrete_learns_quickly():
     action, _ = model.predict(obs, deterministic=True)
     assert isinstance(model.policy, RecurrentPolicy)
     assert action.shape == (2,)
+
+
+def test_fused_adam_updates_reach_rollouts():
+    """Fused Adam does not bump parameter versions; the next rollout must still use the new weights."""
+    from stable_baselines3.common.callbacks import CallbackList
+
+    model = tiny_model(policy_kwargs={"optimizer_kwargs": {"fused": True}})
+    model.learn(32)  # ends with train(): weights changed after the last rollout stacked them
+    expected = model.policy.lstm_actor.weight_ih_l0.detach().t()
+    assert not th.allclose(model.policy.fused_weights().layers[0][0][0], expected)  # stale cache
+    callback = CallbackList([])
+    callback.init_callback(model)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+    th.testing.assert_close(model.policy.fused_weights().layers[0][0][0], expected)
