@@ -1,0 +1,168 @@
+"""Duel strength: self-play an LSTM RecurrentPPO and a feed-forward PPO, then rate them.
+
+Both agents train by self-play on Duel-v0 for the same number of env-steps (each in its own
+opponent pool with the three scripted bots as players, opponents drawn by PFSP with half of
+the games against the latest weights, random seats), one torch thread each. Then a
+round-robin tournament between the two agents and the bots (stochastic policies, seats
+alternating) is fitted with Bradley-Terry ratings (random bot pinned at 1200, bootstrap 95 %
+intervals).
+
+Targets (issue 3): LSTM >= +150 Elo over the MLP with non-overlapping intervals, and the LSTM
+agent wins >= 90 % of its games against every bot.
+
+    python bench/duel_strength.py                    # default budget, < 1 hour on 2 cores
+    python bench/duel_strength.py --steps 100000     # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS_DIR, environment_info, markdown_table, set_single_thread, write_json  # noqa: E402
+
+BOTS = ("random", "turret", "hunter")
+ELO_TARGET = 150.0
+BOT_WIN_TARGET = 0.9
+
+
+def algo_kwargs(n_envs: int, seed: int) -> dict[str, Any]:
+    """Shared PPO settings (8,192 steps per rollout at 64 envs)."""
+    return dict(
+        n_steps=128,
+        batch_size=2048,
+        n_epochs=4,
+        learning_rate=3e-4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        ent_coef=0.01,
+        seed=seed,
+        device="cpu",
+    )
+
+
+def train_agent(kind: str, steps: int, n_envs: int, seed: int, pool_dir: Path, out: Path) -> dict[str, Any]:
+    """Self-play training of one agent; saves ``out`` and returns timing/outcome stats."""
+    from sb3_selfplay import PPO, HybridMlpPolicy, RecurrentPPO
+    from sb3_selfplay.games import make_game
+    from sb3_selfplay.selfplay import OpponentPool, SelfPlayCallback, SelfPlayVecEnv
+
+    pool = OpponentPool(pool_dir)
+    env = SelfPlayVecEnv(
+        make_game("Duel-v0", n_envs),
+        pool,
+        learner_seat="random",
+        strategy="pfsp",
+        latest_ratio=0.5,
+        bots=BOTS,
+        seed=seed,
+    )
+    if kind == "lstm":
+        model: Any = RecurrentPPO(
+            "MlpLstmPolicy",
+            env,
+            sequence_length=16,
+            policy_kwargs=dict(lstm_hidden_size=64, net_arch=[64]),
+            **algo_kwargs(n_envs, seed),
+        )
+    else:
+        model = PPO(HybridMlpPolicy, env, policy_kwargs=dict(net_arch=[128, 64]), **algo_kwargs(n_envs, seed))
+    start = time.perf_counter()
+    model.learn(steps, callback=SelfPlayCallback(pool, save_steps=max(steps // 20, 8192)))
+    wall = time.perf_counter() - start
+    model.save(out)
+    results = env.pop_results()
+    stats = {"wall_s": wall, "steps_per_s": steps / wall, "pool_snapshots": len(pool.snapshot_ids()),
+             "learner_elo": pool.rating("learner"), "matches": pool.num_matches()}
+    print(f"{kind}: {steps:,} steps in {wall:.0f} s ({steps / wall:,.0f} steps/s), "
+          f"online Elo {stats['learner_elo']:.0f}, {stats['matches']} matches", flush=True)
+    del results
+    env.close()
+    pool.close()
+    return stats
+
+
+def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
+    """Win/draw/loss fractions of ``player`` against each opponent."""
+    table: dict[str, list[float]] = {}
+    for a, b, score_a in results:
+        if player not in (a, b):
+            continue
+        opp, score = (b, score_a) if a == player else (a, 1.0 - score_a)
+        table.setdefault(opp, []).append(score)
+    return {
+        opp: {"games": len(s), "win": sum(x == 1.0 for x in s) / len(s), "draw": sum(x == 0.5 for x in s) / len(s),
+              "loss": sum(x == 0.0 for x in s) / len(s)}
+        for opp, s in table.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1_000_000, help="self-play env-steps per agent (default 1e6)")
+    parser.add_argument("--n-envs", type=int, default=64, help="parallel games while training (default 64)")
+    parser.add_argument("--games-per-pair", type=int, default=200, help="tournament games per pair (default 200)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "duel_strength",
+                        help="where models and the ratings table/plot go")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "duel_strength.json", help="JSON output path")
+    args = parser.parse_args(argv)
+    set_single_thread()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    from sb3_selfplay.selfplay import run_tournament, tournament_report
+
+    training = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("lstm", "mlp"):
+            training[kind] = train_agent(kind, args.steps, args.n_envs, args.seed, Path(tmp) / kind,
+                                         args.out_dir / f"{kind}.zip")
+    players: dict[str, Any] = {k: str(args.out_dir / f"{k}.zip") for k in ("lstm", "mlp")}
+    players.update({b: b for b in BOTS})
+    start = time.perf_counter()
+    results = run_tournament(players, "Duel-v0", games_per_pair=args.games_per_pair, seed=args.seed + 1)
+    tour_wall = time.perf_counter() - start
+    bt = tournament_report(results, args.out_dir, anchor="random")
+
+    lstm_vs = win_rates(results, "lstm")
+    rows = [[p, f"{bt.ratings[p]:.0f}", f"[{bt.lower[p]:.0f}, {bt.upper[p]:.0f}]", bt.games[p],
+             f"{bt.wins[p]}/{bt.draws[p]}/{bt.losses[p]}"] for p in bt.ranking()]
+    print(f"\n### Duel-v0 strength: {args.steps:,} self-play steps per agent, "
+          f"{args.games_per_pair} games per pair ({tour_wall:.0f} s)\n")
+    print(markdown_table(["player", "Elo (BT)", "95 % CI", "games", "W/D/L"], rows))
+    print()
+    print(markdown_table(["LSTM vs", "games", "win", "draw", "loss"],
+                         [[o, r["games"], f"{r['win']:.2f}", f"{r['draw']:.2f}", f"{r['loss']:.2f}"]
+                          for o, r in sorted(lstm_vs.items())]))
+    gap = bt.ratings["lstm"] - bt.ratings["mlp"]
+    separated = bt.lower["lstm"] > bt.upper["mlp"]
+    worst_bot = min(lstm_vs[b]["win"] for b in BOTS)
+    targets = {
+        "lstm_minus_mlp_elo": gap,
+        "intervals_separated": bool(separated),
+        "elo_target_met": bool(gap >= ELO_TARGET and separated),
+        "lstm_worst_bot_win_rate": worst_bot,
+        "bot_target_met": bool(worst_bot >= BOT_WIN_TARGET),
+    }
+    print("\n### Targets\n")
+    print(f"- LSTM - MLP = {gap:+.0f} Elo (>= +{ELO_TARGET:.0f}), intervals separated: {separated} -> "
+          f"{'MET' if targets['elo_target_met'] else 'NOT MET'}")
+    print(f"- LSTM worst win rate vs a bot = {worst_bot:.2f} (>= {BOT_WIN_TARGET}) -> "
+          f"{'MET' if targets['bot_target_met'] else 'NOT MET'}")
+    write_json(args.out, {
+        "env": environment_info(), "steps": args.steps, "n_envs": args.n_envs,
+        "games_per_pair": args.games_per_pair, "training": training,
+        "ratings": {p: {"elo": bt.ratings[p], "lower": bt.lower[p], "upper": bt.upper[p]} for p in bt.ratings},
+        "lstm_vs": lstm_vs, "targets": targets, "tournament_wall_s": tour_wall,
+    })
+    print(f"\nwrote {args.out} and {args.out_dir}/ratings.{{md,csv,png}}")
+
+
+if __name__ == "__main__":
+    main()
