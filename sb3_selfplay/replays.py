@@ -87,24 +87,35 @@ def _one_line(text: object) -> str:
 
 def _clean(obj: Any, digits: int | None) -> Any:
     """JSON-ready copy: numpy -> Python, non-finite floats -> None, floats rounded to ``digits``."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        if not math.isfinite(x):
+    kind = type(obj)  # exact-type fast paths first: frames are mostly dicts, lists and floats
+    if kind is float:
+        if not _isfinite(obj):
             return None
-        return round(x, digits) if digits is not None else x
+        return obj if digits is None else round(obj, digits)
+    if kind is dict:
+        return {k if type(k) is str else str(k): _clean(v, digits) for k, v in obj.items()}
+    if kind is list or kind is tuple:
+        return [_clean(v, digits) for v in obj]
+    if obj is None or kind is str or kind is bool or kind is int:
+        return obj
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _clean(float(obj), digits)
     if isinstance(obj, (int, np.integer)):
         return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
+    if isinstance(obj, str):
+        return str(obj)
     if isinstance(obj, np.ndarray):
         return _clean(obj.tolist(), digits)
     if isinstance(obj, Mapping):
-        return {str(k): _clean(v, digits) for k, v in obj.items()}
+        return _clean(dict(obj), digits)
     if isinstance(obj, (list, tuple)):
         return [_clean(v, digits) for v in obj]
     raise TypeError(f"replay data must be JSON-like, got {type(obj).__name__}: {obj!r:.80}")
+
+
+_isfinite = math.isfinite
 
 
 def _now_iso() -> str:
@@ -641,7 +652,7 @@ h1 { font-size: 18px; margin: 0 0 10px 0; }
   const stride = Math.max(1, num(meta.frame_stride, 1));
   const fps = Math.max(1, num(meta.fps, 20)) / stride;
   scrub.max = String(Math.max(0, frames.length - 1));
-  let current = 0, playing = false, last = null, acc = 0;
+  let current = 0, playing = false, timer = null;
 
   function show(i) {
     current = Math.max(0, Math.min(frames.length - 1, i));
@@ -653,24 +664,20 @@ h1 { font-size: 18px; margin: 0 0 10px 0; }
     info.textContent = kind === "duel" ? "" : JSON.stringify(f).slice(0, 2000);
     document.body.setAttribute("data-frame", String(current));
   }
-  function tick(ts) {
-    if (!playing) return;
-    if (last !== null) acc += (ts - last) / 1000 * fps * Number(speed.value);
-    last = ts;
-    const steps = Math.floor(acc);
-    if (steps > 0) {
-      acc -= steps;
-      if (current + steps >= frames.length - 1) { show(frames.length - 1); setPlaying(false); return; }
-      show(current + steps);
-    }
-    requestAnimationFrame(tick);
+  function schedule() {  // timers, not requestAnimationFrame: also plays in headless browsers
+    timer = setTimeout(() => {
+      if (!playing) return;
+      show(current + 1);
+      if (current >= frames.length - 1) setPlaying(false); else schedule();
+    }, 1000 / (fps * Number(speed.value)));
   }
   function setPlaying(on) {
     playing = on && frames.length > 1;
     playBtn.textContent = playing ? "Pause" : "Play";
+    clearTimeout(timer);
     if (playing) {
       if (current >= frames.length - 1) show(0);
-      last = null; acc = 0; requestAnimationFrame(tick);
+      schedule();
     }
   }
   playBtn.addEventListener("click", () => setPlaying(!playing));
@@ -682,6 +689,7 @@ h1 { font-size: 18px; margin: 0 0 10px 0; }
   });
 
   show(0);
+  if (location.hash === "#play") setPlaying(true);  // autoplay: open the page as file.html#play
   // Self-check for tests and curious users: how many distinct colours frame 0 drew.
   const px = ctx.getImageData(0, 0, W, H).data;
   const colours = new Set();
@@ -705,7 +713,8 @@ def render_html(replay: Mapping[str, Any] | str | os.PathLike[str], out_path: st
     The replay is embedded as JSON inside ``<script type="application/json">`` with ``<``, ``>``
     and ``&`` escaped, and the page sets text only through ``textContent``, so names in a
     replay cannot inject markup. After drawing frame 0 the page sets ``data-drawn="1"`` and
-    ``data-distinct-colours`` on ``<body>``.
+    ``data-distinct-colours`` on ``<body>``, and ``data-frame`` to the frame shown; opened as
+    ``page.html#play`` it starts playing at once.
 
     :param replay: A replay dict or a replay file.
     :param out_path: The HTML file to write (atomically).
