@@ -68,7 +68,8 @@ class ReplayCallback(BaseCallback):
     - ``best_*``: the episodes with the highest learner return;
     - ``win_*``: the wins against the highest-rated opponents (rating from the env's pool when
       it has one, at the end of the game; ``LATEST`` opponents have the learner's rating; ties
-      and unrated opponents are ranked by return).
+      and unrated opponents are ranked by return). The rating is read when the game ends, so it
+      includes that game's own Elo update.
 
     File names carry the collection, learner step, return, opponent (``latest`` for the
     learner's current weights) and env slot, e.g.
@@ -86,10 +87,10 @@ class ReplayCallback(BaseCallback):
     :param top_k: Replays kept per collection.
     :param record_every: Frame stride: keep the state of every ``record_every``-th step
         (1 = every step; stored as ``frame_stride`` so players keep real time).
+    :param verbose: 1: print a line per replay written.
     :param record_slots: Number of env slots recorded (the first ones); ``None`` records all.
     :param env_id: Game id stored in the metadata (default: looked up in the game registry).
     :param float_digits: Decimals kept for floats in the files (``None``: exact).
-    :param verbose: 1: print a line per replay written.
     """
 
     def __init__(
@@ -97,10 +98,11 @@ class ReplayCallback(BaseCallback):
         out_dir: str | os.PathLike[str],
         top_k: int = 5,
         record_every: int = 1,
+        verbose: int = 0,
+        *,
         record_slots: int | None = 4,
         env_id: str | None = None,
         float_digits: int | None = 5,
-        verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         if top_k < 1:

@@ -608,6 +608,14 @@ h1 { font-size: 18px; margin: 0 0 10px 0; }
     ctx.strokeStyle = "rgb(0,0,0)"; ctx.lineWidth = 2; ctx.strokeRect(1, 1, W - 2, H - 2);
     ctx.fillStyle = "rgb(20,20,20)"; ctx.font = "12px monospace";
     ctx.fillText("step " + fmt(st.step), 6, H - 8);
+    if (current === frames.length - 1 && meta.outcome) {  // the result, on the last frame
+      const text = "learner " + meta.outcome + (meta.terminal_frame ? "" : " (last step not shown)");
+      ctx.font = "bold 16px sans-serif";
+      const w = ctx.measureText(text).width + 16;
+      ctx.fillStyle = "rgba(255,255,255,0.85)"; ctx.fillRect(W / 2 - w / 2, H / 2 - 16, w, 28);
+      ctx.fillStyle = "rgb(20,20,20)"; ctx.textAlign = "center"; ctx.fillText(text, W / 2, H / 2 + 4);
+      ctx.textAlign = "start";
+    }
   }
 
   // ------------------------------------------------------------ observation frames

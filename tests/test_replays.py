@@ -378,3 +378,18 @@ def test_replay_callback_needs_selfplay_env(tmp_path):
     with pytest.raises(TypeError, match="SelfPlayVecEnv"):
         model.learn(8, callback=ReplayCallback(tmp_path))
     assert not os.listdir(tmp_path)
+
+
+def test_recorder_uses_terminal_state_when_the_game_reports_it():
+    game = make_game("Duel-v0", 2, max_steps=5, seed=4)
+    rec = EpisodeRecorder(game, slots=[0])
+    game.reset(seed=4)
+    rec.reset()
+    rng = np.random.default_rng(4)
+    out = []
+    while not out:
+        _, _, te, tr, infos = game.step(random_actions(rng, 2))
+        infos = [dict(info, terminal_state={"step": "final"}) if done else info for info, done in zip(infos, te | tr)]
+        out = rec.step(te | tr, infos)
+    (ep,) = out
+    assert ep.terminal_frame and len(ep.frames) == ep.length + 1 and ep.frames[-1] == {"step": "final"}
