@@ -382,5 +382,5 @@ def test_pettingzoo_parallel_api():
         obs, rewards, terms, truncs, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
         if not env.agents:
             break
-    assert not env.agents and all(truncs.values() or terms.values())
+    assert not env.agents and all(terms[a] or truncs[a] for a in terms)
     assert "outcome" in infos["player_0"]
