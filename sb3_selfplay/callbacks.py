@@ -132,6 +132,8 @@ class ReplayCallback(BaseCallback):
             )
         self.selfplay_env = env
         game = env.game
+        if hasattr(game, "record_terminal_state"):
+            game.record_terminal_state = True  # so replays include the final step
         if self.env_id is None:
             self.env_id = _guess_env_id(game)
         fps = (getattr(game, "metadata", None) or {}).get("render_fps")

@@ -337,7 +337,9 @@ def test_replay_callback_keeps_top_k(tmp_path):
         assert meta["learner_seat"] in (0, 1) and meta["outcome"] in ("win", "draw", "loss")
         assert 0 < meta["learner_step"] <= model.num_timesteps and meta["learner_rating"] is not None
         assert f"_vs_{'latest' if meta['opponent'] == '__latest__' else meta['opponent']}_" in path.name
-        assert len(replay["frames"]) == meta["length"] and replay["frames"][0]["step"] == 0
+        # the final step (e.g. the killing shot) is included as one more frame, without an action
+        assert meta["terminal_frame"] is True and len(replay["frames"]) == meta["length"] + 1
+        assert [f["step"] for f in replay["frames"]] == list(range(meta["length"] + 1))
         assert replay["game_params"]["max_steps"] == 30
         if meta["opponent"] in ratings:
             assert isinstance(meta["opponent_rating"], float)

@@ -323,6 +323,9 @@ class DuelGame(TwoPlayerGame):
             raise ValueError(f"n_rays must be >= 1, got {n_rays}")
         self.n_rays = int(n_rays)
         self.render_size = int(render_size)
+        #: Put ``get_state`` of the final step in end-of-episode infos as ``terminal_state``
+        #: (replays turn it on; off by default because it costs a Python call per ended game).
+        self.record_terminal_state = False
         self._params = self._checked_params(DuelParams(), params)
         self._pvec = _param_vector(self._params)
         dim = obs_dim(self.n_rays)
@@ -783,6 +786,8 @@ class DuelGame(TwoPlayerGame):
                 "reward_components": {name: acc[n_met + i][j] for i, name in enumerate(_COMPONENTS)},
                 "TimeLimit.truncated": trunc,
             }
+            if self.record_terminal_state:
+                infos[env]["terminal_state"] = self.get_state(env)
 
     # ------------------------------------------------------------------ inspection
     def _env_params(self, i: int) -> dict[str, float]:

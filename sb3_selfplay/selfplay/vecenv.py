@@ -301,6 +301,8 @@ class SelfPlayVecEnv(VecEnv):
             for key in ("metrics", "reward_components"):
                 if key in g:
                     info[key] = {name: v[seat] for name, v in g[key].items()}
+            if "terminal_state" in g:
+                info["terminal_state"] = g["terminal_state"]
             infos[i] = info
             self._results.append(
                 {
