@@ -32,6 +32,7 @@ import importlib.util
 import inspect
 import math
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -272,7 +273,7 @@ class MetricsSettings:
     reward_components: bool = True
     """The episode sum of each reward component (``reward/<name>``)."""
     by_opponent: bool = True
-    """The learner's score against each opponent kind (``selfplay/win_rate_vs_<opponent>``)."""
+    """The learner's win rate against each opponent kind (``selfplay/win_rate_vs_<opponent>``)."""
 
 
 @dataclass(frozen=True)
@@ -870,12 +871,48 @@ def latest_run_dir(log_folder: str | os.PathLike[str], algo: str, env_id: str, e
     """The run folder ``exp_id`` (0: the latest), as rl_zoo3's ``--exp-id``."""
     root = Path(log_folder) / algo
     if exp_id > 0:
+        if not (root / f"{env_id}_{exp_id}").is_dir():
+            raise ConfigError(f"--exp-id: run folder not found: {root / f'{env_id}_{exp_id}'}")
         return root / f"{env_id}_{exp_id}"
     pattern = re.compile(rf"^{re.escape(env_id)}_(\d+)$")
     ids = [int(m.group(1)) for p in root.glob(f"{env_id}_*") if (m := pattern.match(p.name))] if root.exists() else []
     if not ids:
         raise ConfigError(f"--exp-id: no run of {env_id} under {root}")
     return root / f"{env_id}_{max(ids)}"
+
+
+def run_model_path(run_dir: Path, env_id: str, best: bool = False, checkpoint: int | None = None,
+                   last_checkpoint: bool = False) -> Path:
+    """A model file of a run folder: final ``<env>.zip``, ``best_model.zip`` or a checkpoint (rl_zoo3's enjoy flags)."""
+    if best:
+        path = run_dir / "best_model.zip"
+    elif checkpoint is not None:
+        path = run_dir / f"rl_model_{checkpoint}_steps.zip"
+    elif last_checkpoint:
+        found = sorted((int(m.group(1)), p) for p in run_dir.glob("rl_model_*_steps.zip") if (m := _CHECKPOINT.match(p.name)))
+        if not found:
+            raise ConfigError(f"--load-last-checkpoint: no checkpoint in {run_dir}")
+        path = found[-1][1]
+    else:
+        path = run_dir / f"{env_id}.zip"
+    if not path.is_file():
+        raise ConfigError(f"model file not found: {path}")
+    return path
+
+
+def run_settings(run_dir: Path, env_id: str, algo: str) -> ExperimentSettings:
+    """The settings a run was trained with (its ``<env>/config.yml``)."""
+    return load_hyperparams(run_dir / env_id / "config.yml", env_id, algo)
+
+
+def load_obs_normalizer(path: Path | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``normalize_obs`` of a run's saved ``VecNormalize`` statistics (frozen), or None."""
+    if path is None or not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        norm = pickle.load(f)  # the run's own file, written by VecNormalize.save (as SB3 loads it)
+    norm.training = False
+    return norm.normalize_obs if norm.norm_obs else None
 
 
 def save_run_config(run_dir: Path, settings: ExperimentSettings, args: Mapping[str, Any]) -> None:

@@ -28,6 +28,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_selfplay.games.base import make_game
+from sb3_selfplay.games.bots import BOTS
 from sb3_selfplay.selfplay.pool import OpponentPool
 from sb3_selfplay.selfplay.ratings import expected_score, fit_bradley_terry
 from sb3_selfplay.selfplay.tournament import load_model_policy, run_tournament
@@ -65,15 +66,15 @@ def _learner_value(value: Any, seat: int) -> float:
 class MetricsCallback(BaseCallback):
     """
     Averages the game's end-of-episode ``metrics`` (``metrics/<name>``) and ``reward_components``
-    (``reward/<name>``) over the episodes of each rollout, plus the learner's score against each
-    opponent (``selfplay/win_rate_vs_<bot|latest|snapshot>``), and records them in the logger.
+    (``reward/<name>``) over the episodes of each rollout, plus the learner's win rate against
+    each opponent (``selfplay/win_rate_vs_<bot|latest|snapshot>``), and records them in the logger.
 
     Works with a :class:`~sb3_selfplay.selfplay.SelfPlayVecEnv` (learner-seat scalars) and with
     gymnasium views such as ``DuelEnv`` (per-seat lists, learner in seat 0).
 
     :param behaviour: Log the behaviour metrics.
     :param reward_components: Log the reward components.
-    :param by_opponent: Log the score against each opponent kind.
+    :param by_opponent: Log the win rate against each opponent kind.
     :param verbose: Verbosity (unused).
     """
 
@@ -108,7 +109,7 @@ class MetricsCallback(BaseCallback):
                     self._sums[f"{prefix}/{name}"].append(_learner_value(value, seat))
         if self.by_opponent and isinstance(selfplay, Mapping) and "opponent" in selfplay:
             label = opponent_label(str(selfplay["opponent"]))
-            self._sums[f"selfplay/win_rate_vs_{label}"].append(float(selfplay["score"]))
+            self._sums[f"selfplay/win_rate_vs_{label}"].append(float(selfplay.get("outcome") == "win"))
 
     def _on_rollout_end(self) -> None:
         for key, values in self._sums.items():
@@ -155,6 +156,9 @@ def play_games(
         with a recorder, ``episode`` (the :class:`~sb3_selfplay.replays.RecordedEpisode`).
     """
     player_id, policy = _opponent_player(opponent, str(getattr(model, "device", "cpu")))
+    if policy is None and player_id not in BOTS and (pool is None or player_id not in pool.snapshot_ids()):
+        raise ValueError(f"unknown opponent {player_id!r}: not a bot ({', '.join(sorted(BOTS))}), a model file "
+                         "or a snapshot of the pool")
     env = SelfPlayVecEnv(game, pool=pool if policy is None else None, learner_seat="random", latest_ratio=0.0,
                          bots=(), opponents=[player_id], seed=seed, record=False)
     if policy is not None:
@@ -346,3 +350,80 @@ class SelfPlayEvalCallback(BaseCallback):
             if self.best_model_save_path is not None:
                 self.model.save(os.path.join(self.best_model_save_path, "best_model"))
 
+
+
+# ----------------------------------------------------------------------------- plots
+def read_progress(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """SB3's ``progress.csv`` as columns of floats (empty cells are NaN)."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = list(rows[0]) if rows else []
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text) if text not in (None, "") else float("nan")
+        except ValueError:
+            return float("nan")
+
+    return {k: np.array([number(r.get(k)) for r in rows], dtype=np.float64) for k in keys}
+
+
+#: Chart file -> (title, y label, column prefixes or names).
+CHARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "learning_curve.png": ("Learning curve", "episode return", ("rollout/ep_rew_mean", "eval/mean_reward")),
+    "elo.png": ("Elo over time", "rating", ("selfplay/elo", "eval/elo")),
+    "win_rates.png": ("Win rate against each opponent", "win rate", ("eval/win_rate_", "selfplay/win_rate_vs_")),
+    "reward_components.png": ("Reward components (episode sums)", "reward", ("reward/",)),
+    "behaviour.png": ("Behaviour metrics (per episode)", "value", ("metrics/",)),
+    "curriculum.png": ("Curriculum lessons", "lesson", ("curriculum/",)),
+}
+
+
+def _columns(data: Mapping[str, np.ndarray], selectors: Sequence[str]) -> list[str]:
+    """Columns named by ``selectors`` (exact names, or prefixes ending in ``/`` or ``_``) that hold data."""
+    out = []
+    for sel in selectors:
+        names = [sel] if sel in data else [k for k in sorted(data) if sel.endswith(("/", "_")) and k.startswith(sel)]
+        out += [k for k in names if k not in out and np.isfinite(data[k]).any() and not k.endswith("_value")]
+    return out
+
+
+def plot_progress(progress_csv: str | os.PathLike[str], out_dir: str | os.PathLike[str], title: str = "") -> list[Path]:
+    """
+    PNG charts of a run's ``progress.csv`` against ``time/total_timesteps``: learning curve, Elo,
+    win rate against each opponent, reward components, behaviour metrics, curriculum lessons
+    (charts without data are skipped). Uses matplotlib's object API (no display, no pyplot state).
+
+    :return: The files written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    data = read_progress(progress_csv)
+    x = data.get("time/total_timesteps")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if x is None:
+        return written
+    for file, (name, ylabel, selectors) in CHARTS.items():
+        columns = _columns(data, selectors)
+        if not columns:
+            continue
+        fig = Figure(figsize=(8.0, 4.5))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        for col in columns:
+            ok = np.isfinite(data[col]) & np.isfinite(x)
+            ax.plot(x[ok], data[col][ok], marker="." if ok.sum() < 30 else None, label=col)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}: {name}" if title else name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc="best")
+        fig.tight_layout()
+        fig.savefig(out / file, format="png")
+        written.append(out / file)
+    return written
