@@ -203,3 +203,69 @@ def test_gym_env_with_ppo(tmp_path):
     model.learn(16)
     assert np.isfinite(model.logger.name_to_value.get("train/loss", 0.0))
     env.close()
+
+
+# ----------------------------------------------------------------------------- metrics and evaluation
+def test_metrics_callback_logs_learner_values(tmp_path):
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import configure
+
+    from sb3_selfplay.metrics import MetricsCallback
+
+    cb = MetricsCallback()
+    cb.model = SimpleNamespace(logger=configure(str(tmp_path), ["csv"]))
+    infos = [
+        {"metrics": {"hits": 2.0}, "reward_components": {"outcome": 1.0},
+         "selfplay": {"opponent": "turret", "outcome": "win", "score": 1.0}},
+        {"metrics": {"hits": [4.0, 9.0]}, "reward_components": {"outcome": [-1.0, 1.0]}},  # gym view: seat 0
+        {},
+    ]
+    cb.locals = {"dones": np.array([True, True, False]), "infos": infos}
+    cb._on_step()
+    cb._on_rollout_end()
+    values = cb.model.logger.name_to_value
+    assert values["metrics/hits"] == 3.0 and values["reward/outcome"] == 0.0
+    assert values["selfplay/win_rate_vs_turret"] == 1.0
+    assert cb.logged == {"metrics/hits", "reward/outcome", "selfplay/win_rate_vs_turret"}
+
+
+def test_performance_rating_inverts_expected_score():
+    from sb3_selfplay.metrics import performance_rating
+    from sb3_selfplay.selfplay import expected_score
+
+    ratings = {"a": 1000.0, "b": 1400.0}
+    results = [("a", 1.0)] * 7 + [("a", 0.0)] * 3 + [("b", 0.5)] * 4 + [("b", 0.0)] * 6
+    r = performance_rating(results, ratings)
+    assert sum(expected_score(r, ratings[o]) for o, _ in results) == pytest.approx(sum(s for _, s in results), abs=1e-6)
+    assert performance_rating([("a", 1.0)] * 5, ratings) == pytest.approx(1000.0 + 800.0, abs=1e-6)  # clipped
+
+
+def test_selfplay_evaluation_against_a_fixed_set(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    from sb3_selfplay.metrics import SelfPlayEvalCallback, play_games, rate_opponents
+
+    game_kwargs = {"max_steps": 12}
+    env = SelfPlayVecEnv(make_game_for_test(2, **game_kwargs), None, latest_ratio=0.0, seed=0)
+    model = RecurrentPPO("MlpLstmPolicy", env, n_steps=8, batch_size=16, n_epochs=1, sequence_length=8, seed=0,
+                         policy_kwargs=dict(lstm_hidden_size=4, net_arch=[4]))
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    ratings = rate_opponents(["random", "turret"], "Duel-v0", game_kwargs, games_per_pair=4, seed=0)
+    assert ratings["random"] == pytest.approx(1200.0)
+    games = play_games(model, make_game_for_test(3, **game_kwargs), "turret", seed=1)
+    assert len(games) == 3 and {g["opponent"] for g in games} == {"turret"}
+    seen = []
+    cb = SelfPlayEvalCallback("Duel-v0", ["random", "turret"], game_kwargs, n_games=2, eval_freq=4, ratings=ratings,
+                              best_model_save_path=str(tmp_path), log_path=str(tmp_path),
+                              on_result=lambda n, v: seen.append((n, v)) or True)
+    model.learn(16, callback=cb)
+    assert len(seen) == 2 and all(np.isfinite(v) for _, v in seen)
+    data = np.load(tmp_path / "evaluations.npz")
+    assert data["results"].shape == (2, 2, 2) and (tmp_path / "best_model.zip").exists()
+
+
+def make_game_for_test(n: int, **params):
+    from sb3_selfplay.games import make_game
+
+    return make_game("Duel-v0", n, **params)
