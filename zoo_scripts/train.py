@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_hyperparams(conf, args.env, args.algo, parse_overrides(args.hyperparams, "-params"),
                                     parse_overrides(args.env_kwargs, "--env-kwargs"))
-        if args.n_timesteps > 0:
-            settings = dataclasses.replace(settings, n_timesteps=args.n_timesteps)
+        budget = args.n_timesteps if args.n_timesteps > 0 else None
+        if budget is not None and not args.optimize:  # with -optimize, -n is the budget of one trial
+            settings = dataclasses.replace(settings, n_timesteps=budget)
         if args.debug:
             settings = debug_settings(settings, args.debug_ticks)
         options = run_options(args, seed)
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 n_trials=args.n_trials, max_total_trials=args.max_total_trials, n_jobs=args.n_jobs,
                 sampler=args.sampler, pruner=args.pruner, n_startup_trials=args.n_startup_trials,
                 n_evaluations=args.n_evaluations, storage=args.storage, study_name=args.study_name,
+                n_timesteps=budget,
             ))
             return 0
         result = train(settings, options, vars(args))
