@@ -105,7 +105,7 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1_000_000, help="self-play env-steps per agent (default 1e6)")
+    parser.add_argument("--steps", type=int, default=6_000_000, help="self-play env-steps per agent (default 6e6, ~35 min for both on 2 cores)")
     parser.add_argument("--n-envs", type=int, default=64, help="parallel games while training (default 64)")
     parser.add_argument("--games-per-pair", type=int, default=200, help="tournament games per pair (default 200)")
     parser.add_argument("--seed", type=int, default=0)
