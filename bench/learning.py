@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=100_000, help="training env steps per run (default 100000)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     parser.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default both)")
-    parser.add_argument("--sequence-length", type=int, default=16, help="ours: sequence_length (default 16)")
+    parser.add_argument("--sequence-length", type=int, default=32,
+                        help="ours: sequence_length (default 32 = n_steps: whole in-rollout segments, as contrib)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="deterministic eval episodes (default 20)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "learning.json", help="JSON output path")
     parser.add_argument("--ours-is-contrib", action="store_true", help=argparse.SUPPRESS)

@@ -60,7 +60,7 @@ def main() -> None:
         gae_lambda=0.8,
         learning_rate=linear(1e-3),
         clip_range=linear(0.2),
-        sequence_length=16,
+        sequence_length=32,  # = n_steps: whole episode segments of each rollout
         policy_kwargs=dict(
             rnn_type=args.rnn_type,
             lstm_hidden_size=64,
