@@ -286,3 +286,11 @@ class ReplayCallback(BaseCallback):
             out += [self.out_dir / e.name for e in sorted(self.kept[name], reverse=True)]
         return out
 
+
+
+# Re-exports: every training callback of the package from one module.
+from sb3_selfplay.curriculum import CurriculumCallback  # noqa: E402
+from sb3_selfplay.metrics import MetricsCallback, SelfPlayEvalCallback  # noqa: E402
+from sb3_selfplay.selfplay.callback import SelfPlayCallback  # noqa: E402
+
+__all__ += ["CurriculumCallback", "MetricsCallback", "SelfPlayCallback", "SelfPlayEvalCallback"]

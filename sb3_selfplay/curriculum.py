@@ -93,7 +93,8 @@ def check_lessons(name: str, lessons: Sequence[Lesson]) -> None:
         raise ValueError(f"curriculum parameter {name!r} has no lessons")
     for i, lesson in enumerate(lessons[:-1]):
         if lesson.completion_criteria is None:
-            raise ValueError(f"curriculum parameter {name!r}: lesson {i} needs completion_criteria (only the last may omit them)")
+            raise ValueError(f"curriculum parameter {name!r}: lesson {i} needs completion_criteria "
+                             "(only the last may omit them)")
     if name.startswith(SELFPLAY_PREFIX) and name[len(SELFPLAY_PREFIX) :] not in SELFPLAY_PARAMS:
         raise ValueError(f"curriculum parameter {name!r}: known selfplay parameters are {', '.join(SELFPLAY_PARAMS)}")
 

@@ -57,7 +57,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 from torch import nn
 
-from sb3_selfplay.curriculum import CompletionCriteria, CurriculumCallback, Lesson, check_lessons
+from sb3_selfplay.curriculum import CurriculumCallback, Lesson, check_lessons
 from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame
 from sb3_selfplay.games.base import make_game as build_game
 from sb3_selfplay.games.bots import BOTS
@@ -88,6 +88,7 @@ __all__ = [
     "make_game",
     "make_model",
     "make_pool",
+    "merge_sections",
     "parse_overrides",
     "run_experiment",
     "settings_to_section",
@@ -111,7 +112,7 @@ T = TypeVar("T")
 
 
 class ConfigError(ValueError):
-    """A hyperparameter file, override or option is wrong; the message is one line naming the key (or id) and the file."""
+    """A hyperparameter file, override or option is wrong; the one-line message names the key (or id) and the file."""
 
 
 class NaNLossError(RuntimeError):
@@ -247,7 +248,8 @@ class SelfPlaySettings:
             raise ValueError("eval_opponents must not be empty")
         bad = [o for o in self.eval_opponents if o not in BOTS and not o.endswith(".zip")]
         if bad:
-            raise ValueError(f"eval_opponents: {bad} are neither bots ({', '.join(sorted(BOTS))}) nor model files (.zip)")
+            bots = ", ".join(sorted(BOTS))
+            raise ValueError(f"eval_opponents: {bad} are neither bots ({bots}) nor model files (.zip)")
 
 
 @dataclass(frozen=True)
@@ -343,13 +345,16 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf)", re.IGNORECASE)
+
+
 def _number(value: Any) -> float | None:
     """A YAML number, or a string YAML 1.1 leaves unparsed (``1e5``); None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*|\s*[-+]?(nan|inf)\s*", value, re.I):
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         return float(value)
     return None
 
@@ -493,7 +498,8 @@ def policy_class(algo: str, policy: str, allowed_prefixes: Sequence[str] = ()) -
     try:
         return import_dotted(policy, allowed_prefixes)
     except SerializationError as exc:
-        raise ValueError(f"unknown policy {policy!r} for {algo} (aliases: {', '.join(aliases)}; or a dotted path): {exc}") from None
+        known = ", ".join(aliases)
+        raise ValueError(f"unknown policy {policy!r} for {algo} (aliases: {known}; or a dotted path): {exc}") from None
 
 
 _POLICY_KWARG_TYPES: dict[str, Any] = {
@@ -543,12 +549,12 @@ def known_env(env_id: str) -> bool:
     return env_id in GAME_REGISTRY or env_id in gym.registry
 
 
-def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+def merge_sections(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """``top`` over ``base``, merging nested mappings (except ``curriculum``, replaced whole)."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key != "curriculum":
-            out[key] = _merge(out[key], value)
+            out[key] = merge_sections(out[key], value)
         else:
             out[key] = value
     return out
@@ -559,16 +565,17 @@ def select_section(doc: Any, env_id: str, source: str) -> dict[str, Any]:
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{source}: expected a mapping of env ids to hyperparameters")
     if env_id not in doc and not known_env(env_id):
-        raise ConfigError(f"{source}: unknown env id '{env_id}' (not in this file, not a registered game or gymnasium env)")
+        raise ConfigError(f"{source}: unknown env id '{env_id}' "
+                          "(not in this file, not a registered game or gymnasium env)")
     if env_id in doc and not known_env(env_id):
         raise ConfigError(f"{source}: unknown env id '{env_id}': no registered game or gymnasium env has this id")
     if env_id not in doc and "default" not in doc:
         raise ConfigError(f"{source}: no hyperparameters for env id '{env_id}' and no 'default' section")
     sections = [doc.get("default") or {}, doc.get(env_id) or {}]
-    for name, section in zip(("default", env_id), sections):
+    for name, section in zip(("default", env_id), sections, strict=True):
         if not isinstance(section, Mapping):
             raise ConfigError(f"{source}: section '{name}' must be a mapping, got {section!r}")
-    return _merge(sections[0], sections[1])
+    return merge_sections(sections[0], sections[1])
 
 
 def parse_overrides(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
@@ -889,10 +896,10 @@ def run_model_path(run_dir: Path, env_id: str, best: bool = False, checkpoint: i
     elif checkpoint is not None:
         path = run_dir / f"rl_model_{checkpoint}_steps.zip"
     elif last_checkpoint:
-        found = sorted((int(m.group(1)), p) for p in run_dir.glob("rl_model_*_steps.zip") if (m := _CHECKPOINT.match(p.name)))
+        found = checkpoint_files(run_dir)
         if not found:
             raise ConfigError(f"--load-last-checkpoint: no checkpoint in {run_dir}")
-        path = found[-1][1]
+        path = found[-1]
     else:
         path = run_dir / f"{env_id}.zip"
     if not path.is_file():
@@ -938,11 +945,11 @@ def find_trained_agent(path: str | os.PathLike[str], env_id: str) -> TrainedAgen
     path = Path(path)
     if path.is_dir():
         final = path / f"{env_id}.zip"
-        checkpoints = sorted((int(m.group(1)), p) for p in path.glob("rl_model_*_steps.zip") if (m := _CHECKPOINT.match(p.name)))
+        checkpoints = checkpoint_files(path)
         if final.exists():
             path = final
         elif checkpoints:
-            path = checkpoints[-1][1]
+            path = checkpoints[-1]
         else:
             raise ConfigError(f"-i: no {env_id}.zip or rl_model_<steps>_steps.zip in {path}")
     if not path.is_file():
@@ -955,7 +962,17 @@ def find_trained_agent(path: str | os.PathLike[str], env_id: str) -> TrainedAgen
     else:
         vecnorm = run_dir / env_id / "vecnormalize.pkl"
         curriculum = run_dir / env_id / "curriculum.json"
-    return TrainedAgent(path, run_dir, vecnorm if vecnorm.exists() else None, curriculum if curriculum.exists() else None)
+    return TrainedAgent(path, run_dir, _if_file(vecnorm), _if_file(curriculum))
+
+
+def _if_file(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """The ``rl_model_<steps>_steps.zip`` files of a run folder, oldest first."""
+    found = [(int(m.group(1)), p) for p in run_dir.glob("rl_model_*_steps.zip") if (m := _CHECKPOINT.match(p.name))]
+    return [p for _, p in sorted(found)]
 
 
 def copy_pool(src: Path, dst: Path) -> None:
@@ -1085,7 +1102,8 @@ def make_logger(run_dir: Path, options: RunOptions, tb_name: str) -> Logger:
         formats.append(make_output_format("stdout", str(run_dir)))
     if options.tensorboard_log:
         if importlib.util.find_spec("tensorboard") is None:
-            warnings.warn("-tb: tensorboard is not installed (pip install tensorboard); logging to CSV only", stacklevel=2)
+            warnings.warn("-tb: tensorboard is not installed (pip install tensorboard); logging to CSV only",
+                          stacklevel=2)
         else:
             formats.append(make_output_format("tensorboard", str(Path(options.tensorboard_log) / tb_name)))
     return Logger(str(run_dir), formats)
@@ -1098,7 +1116,7 @@ def weights_finite(model: BaseAlgorithm) -> bool:
 
 
 class NaNGuardCallback(BaseCallback):
-    """Stops training with :class:`NaNLossError` (naming the step) when an update made the loss or weights non-finite."""
+    """Stops training with :class:`NaNLossError` (naming the step) after a non-finite loss or weights."""
 
     def _on_rollout_start(self) -> None:
         loss = self.logger.name_to_value.get("train/loss")
@@ -1135,7 +1153,8 @@ class CheckpointCallback(BaseCallback):
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint now; returns the model file (None if the weights are not finite)."""
         if not weights_finite(self.model):
-            warnings.warn(f"checkpoint at step {self.num_timesteps} skipped: non-finite weights", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"checkpoint at step {self.num_timesteps} skipped: non-finite weights", RuntimeWarning,
+                          stacklevel=2)
             return None
         steps = self.num_timesteps
         self.save_path.mkdir(parents=True, exist_ok=True)
@@ -1165,7 +1184,8 @@ class ProgressBarCallback(BaseCallback):
     def _on_training_start(self) -> None:
         from tqdm.auto import tqdm
 
-        self.pbar = tqdm(total=self.locals["total_timesteps"] - self.model.num_timesteps, unit="step", dynamic_ncols=True)
+        total = self.locals["total_timesteps"] - self.model.num_timesteps
+        self.pbar = tqdm(total=total, unit="step", dynamic_ncols=True)
 
     def _on_step(self) -> bool:
         self.pbar.update(self.training_env.num_envs)
@@ -1194,8 +1214,15 @@ class ReportingEvalCallback(EvalCallback):
         return continue_training
 
 
-def _selfplay_eval(settings: ExperimentSettings, options: RunOptions, env: VecEnv, run_dir: Path, calls: int,
-                   on_eval: Callable[[int, float], bool] | None, ratings: Mapping[str, float] | None) -> SelfPlayEvalCallback:
+def _selfplay_eval(
+    settings: ExperimentSettings,
+    options: RunOptions,
+    env: VecEnv,
+    run_dir: Path,
+    calls: int,
+    on_eval: Callable[[int, float], bool] | None,
+    ratings: Mapping[str, float] | None,
+) -> SelfPlayEvalCallback:
     sp = settings.selfplay
     assert sp is not None
     norm = env if isinstance(env, VecNormalize) and env.norm_obs else None
@@ -1244,8 +1271,8 @@ def make_callbacks(
 
         r = settings.replays
         out["replays"] = ReplayCallback(run_dir / "replays", top_k=r.top_k, record_every=r.record_every,
-                                        record_slots=r.record_slots, env_id=settings.env_id, float_digits=r.float_digits,
-                                        verbose=int(verbose >= 2))
+                                        verbose=int(verbose >= 2), record_slots=r.record_slots, env_id=settings.env_id,
+                                        float_digits=r.float_digits)
     calls = max(options.eval_freq // env.num_envs, 1)
     if options.eval_freq > 0 and sp is not None:
         out["eval"] = _selfplay_eval(settings, options, env, run_dir, calls, on_eval, eval_ratings)
@@ -1284,7 +1311,8 @@ def run_experiment(
         eval_env = make_env(settings, seed=None if options.seed is None else options.seed + 1000,
                             n_envs=options.n_eval_envs, training=False, vec_env=options.vec_env)
     model = make_model(settings, env, options, agent.model if agent else None)
-    model.set_logger(make_logger(run_dir, options, f"{settings.env_id}/{settings.algo}_{run_dir.name.rsplit('_', 1)[-1]}"))
+    tb_name = f"{settings.env_id}/{settings.algo}_{run_dir.name.rsplit('_', 1)[-1]}"
+    model.set_logger(make_logger(run_dir, options, tb_name))
     callbacks = make_callbacks(settings, options, env, pool, run_dir, eval_env,
                                agent.curriculum if agent else None, on_eval, eval_ratings)
     stopped = None
@@ -1370,15 +1398,8 @@ def debug_report(result: RunResult, settings: ExperimentSettings) -> tuple[bool,
     ckpt = cbs.get("checkpoint")
     saved = len(ckpt.saved) if isinstance(ckpt, CheckpointCallback) else 0
     final_ok = result.model_path is not None and result.model_path.exists()
-    lines.append(("saving", final_ok and (ckpt is None or saved > 0), f"{saved} checkpoints, final model {result.model_path}"))
+    saving_ok = final_ok and (ckpt is None or saved > 0)
+    lines.append(("saving", saving_ok, f"{saved} checkpoints, final model {result.model_path}"))
     ok = all(flag for _, flag, _ in lines) and result.stopped is None
     return ok, [f"debug: {name}: {'ok' if flag else 'MISSING'} ({detail})" for name, flag, detail in lines]
 
-
-def finite_or_nan(value: Any) -> float:
-    """``float(value)`` if finite, else NaN (for objective values)."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return out if np.isfinite(out) else float("nan")

@@ -210,7 +210,9 @@ def rate_opponents(
     return {n: float(fit.ratings.get(n, 1200.0)) for n in names}
 
 
-def performance_rating(results: Sequence[tuple[str, float]], ratings: Mapping[str, float], margin: float = 800.0) -> float:
+def performance_rating(
+    results: Sequence[tuple[str, float]], ratings: Mapping[str, float], margin: float = 800.0
+) -> float:
     """
     The Elo rating that makes the expected score against fixed-rated opponents equal the actual
     score (maximum likelihood), found by bisection and clipped to ``margin`` beyond the set.

@@ -42,7 +42,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from sb3_selfplay.experiment import (
     ExperimentSettings,
     RunOptions,
-    _merge,
+    merge_sections,
     parse_section,
     run_experiment,
     settings_to_section,
@@ -183,7 +183,8 @@ def make_sampler(name: str, n_startup_trials: int, seed: int | None) -> BaseSamp
     if name == "tpe":
         return TPESampler(n_startup_trials=n_startup_trials, multivariate=True, seed=seed)
     if name == "auto":
-        return TPESampler(n_startup_trials=n_startup_trials, multivariate=True, group=True, constant_liar=True, seed=seed)
+        return TPESampler(n_startup_trials=n_startup_trials, multivariate=True, group=True, constant_liar=True,
+                          seed=seed)
     raise ValueError(f"unknown sampler {name!r}; known: tpe, random, auto")
 
 
@@ -196,7 +197,7 @@ PRUNERS: dict[str, Callable[[int, int], BasePruner]] = {
 
 
 def make_storage(storage: str | None, attempts: int = 5) -> BaseStorage | str | None:
-    """A journal file for ``*.log``, an RDB storage (with heartbeats, retried while workers race to create tables) for URLs."""
+    """A journal file for ``*.log``; for URLs an RDB storage with heartbeats (retried while workers create tables)."""
     if storage is None:
         return None
     if storage.endswith(".log"):
@@ -237,7 +238,7 @@ class _Reporter:
 
 def trial_settings(settings: ExperimentSettings, params: dict[str, Any], budget: int) -> ExperimentSettings:
     """The entry with a trial's parameters merged in and validated; trials keep no replays or behaviour logs."""
-    section = _merge(settings_to_section(settings), params)
+    section = merge_sections(settings_to_section(settings), params)
     section["n_timesteps"] = budget
     out = parse_section(section, settings.env_id, settings.algo, f"trial parameters of {settings.source}")
     return replace(out, replays=None, metrics=None)
@@ -263,8 +264,9 @@ def make_objective(
         params = sample(trial, settings, budget)
         trial.set_user_attr("params", params)
         run = trial_settings(settings, params, budget)
+        seed = None if options.seed is None else options.seed + trial.number
         trial_options = replace(options, eval_freq=max(budget // n_evals, 1), save_freq=-1, progress=False,
-                                verbose=0, trained_agent="", seed=None if options.seed is None else options.seed + trial.number)
+                                verbose=0, trained_agent="", seed=seed)
         reporter = _Reporter(trial)
         with tempfile.TemporaryDirectory(prefix=f"trial{trial.number}_") as tmp:
             result = run_experiment(run, trial_options, Path(tmp), on_eval=reporter, eval_ratings=eval_ratings,
@@ -321,7 +323,7 @@ def optimize(settings: ExperimentSettings, options: RunOptions, tune: TuneOption
 def best_section(study: optuna.Study, settings: ExperimentSettings) -> dict[str, Any]:
     """The entry with the best trial's parameters: ``{env_id: section}``, ready for a hyperparams file."""
     params = study.best_trial.user_attrs["params"]
-    section = _merge(settings_to_section(settings), params)
+    section = merge_sections(settings_to_section(settings), params)
     parse_section(section, settings.env_id, settings.algo, "best trial")  # it must load as it is
     return {settings.env_id: section}
 

@@ -42,7 +42,8 @@ def test_train_debug_writes_the_zoo_run_folder(duel_run):
                  "rl_model_128_steps.zip", "rl_model_curriculum_128_steps.json", "Duel-v0/config.yml",
                  "Duel-v0/args.yml", "Duel-v0/command.txt", "Duel-v0/curriculum.json", "pool/ledger.sqlite"):
         assert (duel_run / name).exists(), name
-    assert list((duel_run / "pool" / "snapshots").glob("*.pt")) and list((duel_run / "replays").glob("*.replay.json.gz"))
+    assert list((duel_run / "pool" / "snapshots").glob("*.pt"))
+    assert list((duel_run / "replays").glob("*.replay.json.gz"))
     config = yaml.safe_load((duel_run / "Duel-v0" / "config.yml").read_text())
     assert set(config["Duel-v0"]) >= {"selfplay", "curriculum", "replays", "metrics", "policy_kwargs"}
     assert json.loads((duel_run / "Duel-v0" / "curriculum.json").read_text())["lesson"]["shaping"] == 2

@@ -31,7 +31,7 @@ def finish(cb: CurriculumCallback, scores=(), returns=()) -> None:
     """Feed finished episodes to the callback as SB3 would (one env per episode)."""
     scores = list(scores) or [0.5] * len(returns)
     returns = list(returns) or [0.0] * len(scores)
-    infos = [{"episode": {"r": r, "l": 10}, "selfplay": {"score": s}} for s, r in zip(scores, returns)]
+    infos = [{"episode": {"r": r, "l": 10}, "selfplay": {"score": s}} for s, r in zip(scores, returns, strict=True)]
     cb.locals = {"dones": np.ones(len(infos), bool), "infos": infos}
     cb._on_step()
 

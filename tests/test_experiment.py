@@ -53,7 +53,8 @@ def test_shipped_hyperparams_load(algo, env_id):
         shaping = [lesson.value for lesson in settings.curriculum["shaping"]]
         assert shaping[0] > 0 and shaping[-1] == 0  # shaped -> sparse
         opponents = settings.curriculum["selfplay.opponents"]
-        assert list(opponents[0].value) == ["random", "turret", "hunter"] and opponents[-1].value is None  # bots -> self-play
+        assert list(opponents[0].value) == ["random", "turret", "hunter"]  # bots first,
+        assert opponents[-1].value is None  # then self-play (bots + snapshots)
 
 
 def test_default_merges_under_the_env_section(tmp_path):
@@ -80,13 +81,15 @@ def test_default_merges_under_the_env_section(tmp_path):
         ({"Duel-v0": {"selfplay": {}, "env_kwargs": {"nope": 1}}}, "Duel-v0", "Duel-v0.env_kwargs"),
         ({"Duel-v0": {"replays": {"top_kk": 1}}}, "Duel-v0", "unknown key 'Duel-v0.replays.top_kk'"),
         ({"Duel-v0": {"metrics": {"behavior": True}}}, "Duel-v0", "unknown key 'Duel-v0.metrics.behavior'"),
-        ({"Duel-v0": {"curriculum": {"shaping": [{"value": 1, "completion_criteria": {"measure": "x"}}, {"value": 0}]}}},
-         "Duel-v0", "measure must be one of"),
+        ({"Duel-v0": {"curriculum": {"shaping": [{"value": 1, "completion_criteria": {"measure": "x"}},
+                                                  {"value": 0}]}}}, "Duel-v0", "measure must be one of"),
         ({"Duel-v0": {"curriculum": {"shaping": [{"value": 1, "completion_criteria": {"treshold": 1}}, {"value": 0}]}}},
          "Duel-v0", "unknown key 'Duel-v0.curriculum.shaping[0].completion_criteria.treshold'"),
         ({"CartPole-v1": {"selfplay": {}}}, "CartPole-v1", "not a registered two-player game"),
-        ({"CartPole-v1": {"policy_kwargs": {"lstm_size": 4}}}, "CartPole-v1", "unknown key 'CartPole-v1.policy_kwargs.lstm_size'"),
-        ({"CartPole-v1": {"policy_kwargs": {"lstm_hidden_size": "big"}}}, "CartPole-v1", "lstm_hidden_size: expected an integer"),
+        ({"CartPole-v1": {"policy_kwargs": {"lstm_size": 4}}}, "CartPole-v1",
+         "unknown key 'CartPole-v1.policy_kwargs.lstm_size'"),
+        ({"CartPole-v1": {"policy_kwargs": {"lstm_hidden_size": "big"}}}, "CartPole-v1",
+         "lstm_hidden_size: expected an integer"),
         ({"CartPole-v1": {"learning_rate": "exp_3"}}, "CartPole-v1", "not a number or a schedule"),
         ({"CartPole-v1": {"use_lstm": False}}, "CartPole-v1", "use_lstm"),
         ({"CartPole-v1": {"policy": "NoSuchPolicy"}}, "CartPole-v1", "unknown policy 'NoSuchPolicy'"),
@@ -136,8 +139,9 @@ def test_overrides_name_the_flag(tmp_path):
 def test_schedules_and_classes():
     assert parse_schedule(0.1) == 0.1 and parse_schedule("const_0.5") == 0.5 and parse_schedule("2e-3") == 0.002
     assert parse_schedule("lin_0.2")(0.25) == pytest.approx(0.05)
+    extractor = "stable_baselines3.common.torch_layers.FlattenExtractor"
     kwargs = resolve_policy_kwargs({"activation_fn": "ReLU", "optimizer_class": "adamw", "net_arch": [8],
-                                    "features_extractor_class": "stable_baselines3.common.torch_layers.FlattenExtractor"})
+                                    "features_extractor_class": extractor})
     assert kwargs["activation_fn"] is th.nn.ReLU and kwargs["optimizer_class"] is th.optim.AdamW
     assert resolve_policy_kwargs({"activation_fn": "torch.nn.Hardswish"})["activation_fn"] is th.nn.Hardswish
     with pytest.raises(ValueError, match="refusing to import 'os.system'"):

@@ -26,7 +26,8 @@ TINY = ["-params", "n_envs:4", "n_steps:8", "batch_size:16", "n_epochs:1", "sequ
 
 
 def checkpoints(run: Path) -> list[int]:
-    return sorted(int(m.group(1)) for p in run.glob("rl_model_*_steps.zip") if (m := re.match(r"rl_model_(\d+)_steps", p.name)))
+    found = (re.match(r"rl_model_(\d+)_steps", p.name) for p in run.glob("rl_model_*_steps.zip"))
+    return sorted(int(m.group(1)) for m in found if m)
 
 
 def test_sigkill_then_resume_loses_at_most_one_interval_and_no_match(tmp_path):

@@ -30,7 +30,8 @@ def options(tmp_path: Path) -> RunOptions:
     return RunOptions(log_folder=str(tmp_path / "logs"), seed=0, verbose=0, device="cpu", eval_episodes=2)
 
 
-@pytest.mark.parametrize(("algo", "env_id"), [("ppo", "CartPole-v1"), ("rppo", "CartPoleNoVel-v1"), ("rppo", "Duel-v0")])
+@pytest.mark.parametrize(("algo", "env_id"),
+                         [("ppo", "CartPole-v1"), ("rppo", "CartPoleNoVel-v1"), ("rppo", "Duel-v0")])
 def test_sampled_parameters_always_make_valid_entries(algo, env_id):
     settings = load_hyperparams(HYPERPARAMS / f"{algo}.yml", env_id, algo)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -103,6 +104,7 @@ def test_two_processes_share_a_journal_study(tmp_path):
     assert [w.returncode for w in workers] == [0, 0], outputs
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    study = optuna.load_study(study_name="shared", storage=JournalStorage(JournalFileBackend(str(tmp_path / "study.log"))))
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "study.log")))
+    study = optuna.load_study(study_name="shared", storage=storage)
     assert len(study.trials) == 4 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len({t.params["learning_rate"] for t in study.trials}) == 4  # workers drew different parameters

@@ -133,7 +133,8 @@ def enjoy_gym(args: argparse.Namespace, settings: ExperimentSettings, model: Any
     env.close()
     print(f"{settings.env_id}: {len(returns)} episodes, mean return {np.mean(returns):.2f} +/- {np.std(returns):.2f}")
     if args.record:
-        pairs = [(ep, {"return": r, "outcome": None, "opponent": None}) for ep, r in zip(recorded, returns)]
+        pairs = [(ep, {"return": r, "outcome": None, "opponent": None})
+                 for ep, r in zip(recorded, returns, strict=False)]
         n = save_replays(pairs, Path(args.record), {"env_id": settings.env_id, "seed": args.seed})
         print(f"Saved {n} replays to {args.record}")
 

@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gym-packages", nargs="+", default=[], help="modules to import so they register envs")
     p.add_argument("--allow-import", nargs="+", default=[], metavar="PREFIX",
                    help="module prefixes trusted for dotted class paths in the YAML")
-    p.add_argument("--debug", action="store_true", help="a tiny smoke run exercising every feature the section turns on")
+    p.add_argument("--debug", action="store_true", help="a tiny smoke run of every feature the section turns on")
     p.add_argument("--debug-ticks", type=int, default=512, help="env steps of a --debug run")
     tune = p.add_argument_group("hyperparameter optimisation (Optuna)")
     tune.add_argument("-optimize", "--optimize-hyperparameters", dest="optimize", action="store_true",
