@@ -90,6 +90,7 @@ __all__ = [
     "make_pool",
     "merge_sections",
     "parse_overrides",
+    "report_run",
     "run_experiment",
     "settings_to_section",
     "train",
@@ -766,7 +767,7 @@ def debug_settings(settings: ExperimentSettings, ticks: int) -> ExperimentSettin
     if ticks < 16:
         raise ConfigError(f"--debug-ticks: need at least 16 steps, got {ticks}")
     n_envs = min(settings.n_envs, 4)
-    n_steps = max(4, ticks // (n_envs * 4))
+    n_steps = max(4, ticks // (n_envs * 8))  # about 8 rollouts
     algo = settings.algo_kwargs
     seq = min(algo.sequence_length or 16, 8) if settings.algo == "rppo" else None
     batch = max(n_steps * n_envs // 2, seq or 1)
@@ -799,7 +800,7 @@ def _debug_lessons(lessons: Sequence[Lesson]) -> tuple[Lesson, ...]:
         criteria = None
         if lesson.completion_criteria is not None:
             criteria = dataclasses.replace(lesson.completion_criteria, measure="progress", threshold=0.6 * (i + 1) / n,
-                                           min_lesson_length=1, signal_smoothing=False)
+                                           min_lesson_length=0, signal_smoothing=False)
         out.append(dataclasses.replace(lesson, completion_criteria=criteria))
     return tuple(out)
 
@@ -1368,6 +1369,35 @@ def train(settings: ExperimentSettings, options: RunOptions, args: Mapping[str, 
     if options.verbose >= 1:
         print(f"Run folder: {run_dir}")
     return run_experiment(settings, options, run_dir, agent)
+
+
+def report_run(run_dir: Path, settings: ExperimentSettings, games: int = 20, seed: int = 0) -> list[str]:
+    """
+    The end of a run for a person: a tournament of the final (and best) model against the
+    evaluation set, PNG plots of ``progress.csv``, and where the replays are. Returns the lines to print.
+    """
+    from sb3_selfplay.metrics import plot_progress
+    from sb3_selfplay.selfplay import ratings_table, run_tournament, tournament_report
+
+    lines: list[str] = []
+    if settings.selfplay is not None:
+        players: dict[str, Any] = {"agent": str(run_dir / f"{settings.env_id}.zip")}
+        if (run_dir / "best_model.zip").exists():
+            players["agent_best"] = str(run_dir / "best_model.zip")
+        players.update({o: o for o in settings.selfplay.eval_opponents})
+        results = run_tournament(players, settings.env_id, games_per_pair=games, seed=seed,
+                                 game_params=dict(settings.env_kwargs))
+        fit = tournament_report(results, run_dir / "tournament", n_bootstrap=100, seed=seed)
+        lines += [f"Tournament ({games} games per pair, Bradley-Terry, random = 1200):", ratings_table(fit).rstrip(),
+                  f"  -> {run_dir / 'tournament'}/ratings.md, ratings.png"]
+    if (run_dir / "progress.csv").exists():
+        charts = plot_progress(run_dir / "progress.csv", run_dir / "plots", title=run_dir.name)
+        lines.append(f"Plots: {run_dir / 'plots'}/ ({', '.join(c.name for c in charts)})")
+    replays = sorted((run_dir / "replays").glob("*.replay.json.gz")) if (run_dir / "replays").is_dir() else []
+    if replays:
+        lines.append(f"Replays: {len(replays)} in {run_dir / 'replays'}/ "
+                     f"(view: python zoo_scripts/replay.py {replays[0]} --html replay.html)")
+    return lines
 
 
 def debug_report(result: RunResult, settings: ExperimentSettings) -> tuple[bool, list[str]]:

@@ -30,10 +30,12 @@ def duel_run(tmp_path_factory) -> Path:
     """One tiny Duel-v0 self-play run (every feature of the section on), shared by the tests below."""
     cwd = tmp_path_factory.mktemp("duel")
     out = run("train.py", "--algo", "rppo", "--env", "Duel-v0", "--debug", "--debug-ticks", "256", "--seed", "0",
-              "--verbose", "0", cwd=cwd)
+              "--verbose", "0", "--report", "--report-games", "2", cwd=cwd)
     assert out.returncode == 0, out.stdout + out.stderr
     for feature in ("self-play", "curriculum", "replays", "metrics", "evaluation", "saving"):
         assert f"debug: {feature}: ok" in out.stdout, out.stdout
+    for line in ("Tournament (2 games per pair", "| agent |", "| hunter |", "Plots: ", "Replays: "):
+        assert line in out.stdout, out.stdout  # the end-of-run report
     return cwd / "logs" / "rppo" / "Duel-v0_1"
 
 

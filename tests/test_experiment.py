@@ -53,8 +53,11 @@ def test_shipped_hyperparams_load(algo, env_id):
         shaping = [lesson.value for lesson in settings.curriculum["shaping"]]
         assert shaping[0] > 0 and shaping[-1] == 0  # shaped -> sparse
         opponents = settings.curriculum["selfplay.opponents"]
-        assert list(opponents[0].value) == ["random", "turret", "hunter"]  # bots first,
+        assert list(opponents[0].value) == ["random"] and "hunter" in opponents[-2].value  # bots first,
         assert opponents[-1].value is None  # then self-play (bots + snapshots)
+        ratios = settings.curriculum["selfplay.latest_ratio"]  # in step with the opponents
+        assert [r.completion_criteria for r in ratios] == [o.completion_criteria for o in opponents]
+        assert ratios[0].value == 0.0 and ratios[-1].value > 0
 
 
 def test_default_merges_under_the_env_section(tmp_path):

@@ -3,6 +3,7 @@
     python zoo_scripts/train.py --algo rppo --env Duel-v0
     python zoo_scripts/train.py --algo rppo --env CartPoleNoVel-v1 -n 50000 --seed 0
     python zoo_scripts/train.py --algo rppo --env Duel-v0 --debug --debug-ticks 512
+    python zoo_scripts/train.py --algo rppo --env Duel-v0 -n 300000 --report   # + tournament, plots, replays
     python zoo_scripts/train.py --algo rppo --env Duel-v0 -i logs/rppo/Duel-v0_1/rl_model_100000_steps.zip
     python zoo_scripts/train.py --algo rppo --env Duel-v0 -optimize --n-trials 50 --storage study.log
 
@@ -30,6 +31,7 @@ from sb3_selfplay.experiment import (
     debug_settings,
     load_hyperparams,
     parse_overrides,
+    report_run,
     train,
 )
 
@@ -66,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="module prefixes trusted for dotted class paths in the YAML")
     p.add_argument("--debug", action="store_true", help="a tiny smoke run of every feature the section turns on")
     p.add_argument("--debug-ticks", type=int, default=512, help="env steps of a --debug run")
+    p.add_argument("--report", action="store_true",
+                   help="after training: a tournament against the evaluation set, plots, and where the replays are")
+    p.add_argument("--report-games", type=int, default=20, help="games per pair in the --report tournament")
     tune = p.add_argument_group("hyperparameter optimisation (Optuna)")
     tune.add_argument("-optimize", "--optimize-hyperparameters", dest="optimize", action="store_true",
                       help="search hyperparameters instead of training")
@@ -134,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: {result.stopped} ({kept})", file=sys.stderr)
         return 1
     print(f"Saved model to {result.model_path}")
+    if args.report:
+        print("\n".join(report_run(result.run_dir, settings, games=args.report_games, seed=seed)))
     if args.debug:
         ok, lines = debug_report(result, settings)
         print("\n".join(lines))
