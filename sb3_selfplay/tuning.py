@@ -313,10 +313,23 @@ def optimize(settings: ExperimentSettings, options: RunOptions, tune: TuneOption
     study.optimize(make_objective(settings, options, tune, ratings), n_trials=_remaining_trials(study, tune),
                    n_jobs=tune.n_jobs, catch=TRIAL_ERRORS, callbacks=callbacks, show_progress_bar=options.progress,
                    gc_after_trial=True)
-    out = Path(options.log_folder) / settings.algo / (
-        f"report_{settings.env_id}_{len(study.trials)}-trials-{budget}-{tune.sampler}-{tune.pruner}_{int(time.time())}")
+    out = _new_dir(Path(options.log_folder) / settings.algo / (
+        f"report_{settings.env_id}_{len(study.trials)}-trials-{budget}-{tune.sampler}-{tune.pruner}_{int(time.time())}"))
     write_report(study, settings, out, verbose=options.verbose)
     return study
+
+
+def _new_dir(path: Path) -> Path:
+    """``path``, or ``path_2``, ``path_3``, ... if taken (workers finishing in the same second), created atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, k = path, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            k += 1
+            candidate = path.with_name(f"{path.name}_{k}")
 
 
 # ============================================================================ report
