@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import numbers
 import os
 import re
 import warnings
@@ -137,7 +138,7 @@ class ReplayCallback(BaseCallback):
         if self.env_id is None:
             self.env_id = _guess_env_id(game)
         fps = (getattr(game, "metadata", None) or {}).get("render_fps")
-        self._fps = float(fps) if isinstance(fps, (int, float)) else None
+        self._fps = float(fps) if isinstance(fps, numbers.Real) else None
         n = env.num_envs
         slots = range(n if self.record_slots is None else min(n, self.record_slots))
         self.recorder = EpisodeRecorder(game, num_envs=n, slots=list(slots), stride=self.record_every)
@@ -170,14 +171,14 @@ class ReplayCallback(BaseCallback):
     def _key(collection: str, meta: dict[str, Any]) -> tuple[float, ...] | None:
         """Rank of an episode in a collection (higher is better), None if it does not qualify."""
         ret = meta.get("return")
-        ret = float(ret) if isinstance(ret, (int, float)) and math.isfinite(ret) else -math.inf
+        ret = float(ret) if isinstance(ret, numbers.Real) and math.isfinite(ret) else -math.inf
         step = float(meta.get("learner_step") or 0)
         if collection == "best":
             return (ret, step)
         if meta.get("outcome") != "win":
             return None
         rating = meta.get("opponent_rating")
-        rating = float(rating) if isinstance(rating, (int, float)) else -math.inf
+        rating = float(rating) if isinstance(rating, numbers.Real) else -math.inf
         return (rating, ret, step)
 
     def _qualifies(self, collection: str, key: tuple[float, ...]) -> bool:
@@ -246,7 +247,7 @@ class ReplayCallback(BaseCallback):
                     continue
                 if replay is None:
                     replay = make_replay(ep.frames, meta, ep.game_params)
-                ret = meta["return"] if isinstance(meta["return"], (int, float)) else float("nan")
+                ret = meta["return"] if isinstance(meta["return"], numbers.Real) else float("nan")
                 opp = "latest" if meta["opponent"] == LATEST else _safe_name(str(meta["opponent"]))
                 stem = f"{collection}_step{meta['learner_step']:09d}_ret{ret:+.3f}_vs_{opp}_env{ep.slot}"
                 taken = {e.name for e in self.kept[collection]}

@@ -29,6 +29,7 @@ import gzip
 import io
 import json
 import math
+import numbers
 import os
 import tempfile
 import zlib
@@ -746,7 +747,7 @@ _SEAT_RGB = ((40, 90, 220), (220, 60, 40))
 
 
 def _num(value: Any, default: float) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else default
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) else default
 
 
 def _ray_length(agent: Mapping[str, Any], pillars: Sequence[Mapping[str, Any]], max_len: float) -> float:

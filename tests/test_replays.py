@@ -395,3 +395,13 @@ def test_recorder_uses_terminal_state_when_the_game_reports_it():
         out = rec.step(te | tr, infos)
     (ep,) = out
     assert ep.terminal_frame and len(ep.frames) == ep.length + 1 and ep.frames[-1] == {"step": "final"}
+
+
+def test_replay_ranking_accepts_numpy_numbers():
+    """VecMonitor reports float32 returns; they must rank like Python floats, not as -inf."""
+    from sb3_selfplay.callbacks import ReplayCallback
+
+    meta = {"return": np.float32(1.5), "learner_step": np.int64(10), "outcome": "win",
+            "opponent_rating": np.float64(1300.0)}
+    assert ReplayCallback._key("best", meta) == (1.5, 10.0)
+    assert ReplayCallback._key("win", meta) == (1300.0, 1.5, 10.0)
