@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_selfplay.atomic import atomic_write_bytes
 from sb3_selfplay.games.bots import BOTS
 from sb3_selfplay.selfplay.callback import find_selfplay_env
 from sb3_selfplay.selfplay.pool import LEARNER
@@ -153,11 +154,7 @@ class CurriculumCallback(BaseCallback):
         target = Path(path) if path is not None else self.state_path
         if target is None:
             return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(self.state_dict(), indent=1))
-        os.replace(tmp, target)
-        return target
+        return atomic_write_bytes(target, json.dumps(self.state_dict(), indent=1).encode("utf-8"))
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore the state from a file written by :meth:`save`."""

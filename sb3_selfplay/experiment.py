@@ -57,6 +57,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 from torch import nn
 
+from sb3_selfplay.atomic import atomic_write_with
 from sb3_selfplay.curriculum import CurriculumCallback, Lesson, check_lessons
 from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame
 from sb3_selfplay.games.base import make_game as build_game
@@ -1161,22 +1162,15 @@ class CheckpointCallback(BaseCallback):
         self.save_path.mkdir(parents=True, exist_ok=True)
         norm = self.model.get_vec_normalize_env()
         if norm is not None:
-            _atomic(self.save_path / f"rl_model_vecnormalize_{steps}_steps.pkl", norm.save)
+            atomic_write_with(self.save_path / f"rl_model_vecnormalize_{steps}_steps.pkl", norm.save)
         if self.curriculum is not None:
             self.curriculum.save(self.save_path / f"rl_model_curriculum_{steps}_steps.json")
         path = self.save_path / f"rl_model_{steps}_steps.zip"
-        _atomic(path, self.model.save)
+        atomic_write_with(path, self.model.save)
         self.saved.append(path)
         if self.verbose >= 2:
             print(f"Saving model checkpoint to {path}")
         return path
-
-
-def _atomic(path: Path, write: Callable[[str], Any]) -> None:
-    """``write(tmp)`` then rename over ``path``, so readers never see a partial file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(str(tmp))
-    os.replace(tmp, path)
 
 
 class ProgressBarCallback(BaseCallback):
@@ -1348,11 +1342,11 @@ def _save_final(model: BaseAlgorithm, settings: ExperimentSettings, run_dir: Pat
     folder.mkdir(parents=True, exist_ok=True)
     norm = model.get_vec_normalize_env()
     if norm is not None:
-        _atomic(folder / "vecnormalize.pkl", norm.save)
+        atomic_write_with(folder / "vecnormalize.pkl", norm.save)
     if isinstance(curriculum, CurriculumCallback):
         curriculum.save(folder / "curriculum.json")
     path = run_dir / f"{settings.env_id}.zip"
-    _atomic(path, model.save)
+    atomic_write_with(path, model.save)
     return path
 
 

@@ -23,7 +23,6 @@ without an action is added and ``metadata["terminal_frame"]`` is true. With a fr
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import gzip
 import io
@@ -31,7 +30,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sb3_selfplay.atomic import atomic_write_bytes
 
 __all__ = [
     "METADATA_KEYS",
@@ -150,33 +150,6 @@ def make_replay(
     }
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX); skipped where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _check_replay(replay: Any, where: str) -> dict[str, Any]:
     """``replay`` if it is a replay dict of a supported version, else :class:`ReplayError`."""
     if not isinstance(replay, dict):
@@ -211,7 +184,7 @@ def save_replay(path: str | os.PathLike[str], replay: Mapping[str, Any], float_d
     data = _check_replay(_clean(replay, float_digits), str(path))
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     # mtime=0: identical replays give identical bytes.
-    _atomic_write(path, gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+    atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
     return path
 
 
@@ -738,7 +711,7 @@ def render_html(replay: Mapping[str, Any] | str | os.PathLike[str], out_path: st
     }
     page = _HTML_TEMPLATE.replace("__REPLAY_JSON__", _json_for_script(payload))
     out = Path(out_path)
-    _atomic_write(out, page.encode("utf-8"))
+    atomic_write_bytes(out, page.encode("utf-8"))
     return out
 
 
@@ -904,5 +877,5 @@ def render_gif(
     duration = max(20, int(round(1000.0 / max(fps, 1e-3))))
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
     out = Path(out_path)
-    _atomic_write(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())
     return out

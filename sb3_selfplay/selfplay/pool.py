@@ -19,7 +19,6 @@ import io
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 import warnings
@@ -32,6 +31,7 @@ import numpy as np
 import torch as th
 from torch import nn
 
+from sb3_selfplay.atomic import atomic_write_bytes
 from sb3_selfplay.selfplay.ratings import update_elo
 from sb3_selfplay.selfplay.sampling import LATEST, get_sampler, sample_opponents
 from sb3_selfplay.selfplay.serialization import (
@@ -193,32 +193,6 @@ def _check_score(score: float) -> float:
     if score not in _VALID_SCORES:
         raise ValueError(f"score_a must be 1 (win), 0.5 (draw) or 0 (loss), got {score}")
     return score
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX); silently skipped where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 class OpponentPool:
@@ -428,7 +402,7 @@ class OpponentPool:
                 rating = conn.execute("SELECT rating FROM players WHERE player_id = ?", (LEARNER,)).fetchone()[0]
             rel = f"snapshots/{snapshot_id}.pt"
             # File first, row second: a crash in between leaves an orphan file, never a dangling row.
-            _atomic_write(self.path / rel, data)
+            atomic_write_bytes(self.path / rel, data)
             now = time.time()
             conn.execute("INSERT INTO players VALUES (?, 'snapshot', ?, ?, ?)", (snapshot_id, rating, rating, now))
             conn.execute(
