@@ -38,7 +38,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_selfplay.atomic import atomic_write_bytes
 from sb3_selfplay.games.bots import BOTS
-from sb3_selfplay.selfplay.callback import find_selfplay_env
+from sb3_selfplay.selfplay.callback import ended_episode_infos, find_selfplay_env
 from sb3_selfplay.selfplay.pool import LEARNER
 from sb3_selfplay.selfplay.sampling import get_sampler
 
@@ -208,12 +208,7 @@ class CurriculumCallback(BaseCallback):
 
     # ------------------------------------------------------------------ measuring
     def _on_step(self) -> bool:
-        dones = self.locals.get("dones")
-        if dones is None or not np.any(dones):
-            return True
-        infos = self.locals["infos"]
-        for i in np.flatnonzero(dones).tolist():
-            info = infos[i]
+        for info in ended_episode_infos(self.locals):
             episode = info.get("episode")
             score = _score(info)
             for name in self.parameters:

@@ -29,6 +29,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_selfplay.games.base import make_game
 from sb3_selfplay.games.bots import BOTS
+from sb3_selfplay.selfplay.callback import ended_episode_infos
 from sb3_selfplay.selfplay.pool import OpponentPool
 from sb3_selfplay.selfplay.ratings import expected_score, fit_bradley_terry
 from sb3_selfplay.selfplay.tournament import load_model_policy, run_tournament
@@ -92,12 +93,8 @@ class MetricsCallback(BaseCallback):
         self.logged: set[str] = set()
 
     def _on_step(self) -> bool:
-        dones = self.locals.get("dones")
-        if dones is None or not np.any(dones):
-            return True
-        infos = self.locals["infos"]
-        for i in np.flatnonzero(dones).tolist():
-            self._collect(infos[i])
+        for info in ended_episode_infos(self.locals):
+            self._collect(info)
         return True
 
     def _collect(self, info: Mapping[str, Any]) -> None:

@@ -125,3 +125,12 @@ class SelfPlayCallback(BaseCallback):
     def env(self) -> VecEnv | None:
         """The SelfPlayVecEnv this callback drives (set at training start)."""
         return self.selfplay_env
+
+
+def ended_episode_infos(step_locals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The infos of the envs whose episode ended at this step (from a callback's ``locals``)."""
+    dones = step_locals.get("dones")
+    if dones is None or not np.any(dones):
+        return []
+    infos = step_locals["infos"]
+    return [infos[i] for i in np.flatnonzero(dones).tolist()]
