@@ -60,15 +60,15 @@ def current_rss_mb() -> float:
     return psutil.Process(os.getpid()).memory_info().rss / (1024.0 * 1024.0)
 
 
-class TrainTimer:
-    """Accumulate the wall time spent in ``model.train()`` by shadowing it on the instance."""
+class MethodTimer:
+    """Accumulate the wall time and number of calls of ``obj.<name>()`` by shadowing it on the instance."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, obj: Any, name: str) -> None:
         self.seconds = 0.0
         self.calls = 0
-        original = model.train
+        original = getattr(obj, name)
 
-        def timed_train(*args: Any, **kwargs: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
@@ -76,7 +76,7 @@ class TrainTimer:
                 self.seconds += time.perf_counter() - start
                 self.calls += 1
 
-        model.train = timed_train
+        setattr(obj, name, timed)
 
 
 def _make_contrib_stand_in() -> type:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     RESULTS_DIR,
-    TrainTimer,
+    MethodTimer,
     environment_info,
     fmt,
     markdown_table,
@@ -73,23 +73,6 @@ def make_snapshots(pool: Any, n: int, seed: int = 100) -> list[str]:
         policy = RecurrentPolicy(game.observation_space, game.action_space, lambda _: 0.0, **POLICY_KWARGS)
         ids.append(pool.add_snapshot(policy, learner_step=k))
     return ids
-
-
-class ActTimer:
-    """Accumulate the wall time of ``bank.act`` by shadowing it on the instance."""
-
-    def __init__(self, bank: Any) -> None:
-        self.seconds = 0.0
-        original = bank.act
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-
-        bank.act = timed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
             th.manual_seed(0)
             model = RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=POLICY_KWARGS, verbose=0, **ALGO_KWARGS)
             env.set_learner(model.policy)
-            act_timer = ActTimer(env.bank)
-            train_timer = TrainTimer(model)
+            act_timer = MethodTimer(env.bank, "act")
+            train_timer = MethodTimer(model, "train")
             model.learn(N_ENVS * ALGO_KWARGS["n_steps"])  # warm-up rollout + train (not timed)
             runs[name] = {"model": model, "env": env, "act": act_timer, "train": train_timer, "rounds": []}
         for _ in range(args.repeats):

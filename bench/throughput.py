@@ -27,8 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    MethodTimer,
     RESULTS_DIR,
-    TrainTimer,
     current_rss_mb,
     environment_info,
     fmt,
@@ -93,7 +93,7 @@ def measure(name: str, steps: int, ours_is_contrib: bool = False) -> dict[str, A
     start = time.perf_counter()
     model, stand_in, baseline_rss = build_model(name, ours_is_contrib)
     setup_s = time.perf_counter() - start
-    timer = TrainTimer(model)
+    timer = MethodTimer(model, "train")
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     learn_s = time.perf_counter() - start
