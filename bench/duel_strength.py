@@ -2,7 +2,8 @@
 
 Both agents train by self-play on Duel-v0 for the same number of env-steps (each in its own
 opponent pool with the three scripted bots as players, opponents drawn by PFSP with half of
-the games against the latest weights, random seats), one torch thread each. Then a
+the games against the latest weights, random seats), side by side in two processes with one
+torch thread each. Their pools (snapshots and match ledger) stay in ``--out-dir``. Then a
 round-robin tournament between the two agents and the bots (stochastic policies, seats
 alternating) is fitted with Bradley-Terry ratings (random bot pinned at 1200, bootstrap 95 %
 intervals).
@@ -17,9 +18,11 @@ agent wins >= 90 % of its games against every bot.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import shutil
 import sys
-import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-envs", type=int, default=64, help="parallel games while training (default 64)")
     parser.add_argument("--games-per-pair", type=int, default=200, help="tournament games per pair (default 200)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sequential", action="store_true",
+                        help="train the two agents one after the other (default: side by side, a core each)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "duel_strength",
                         help="where models and the ratings table/plot go")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "duel_strength.json", help="JSON output path")
@@ -118,11 +123,19 @@ def main(argv: list[str] | None = None) -> None:
 
     from sb3_selfplay.selfplay import run_tournament, tournament_report
 
-    training = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("lstm", "mlp"):
-            training[kind] = train_agent(kind, args.steps, args.n_envs, args.seed, Path(tmp) / kind,
-                                         args.out_dir / f"{kind}.zip")
+    kinds = ("lstm", "mlp")
+    jobs = []
+    for kind in kinds:  # each agent's pool (snapshots + match ledger) is kept for inspection
+        pool_dir = args.out_dir / f"pool_{kind}"
+        shutil.rmtree(pool_dir, ignore_errors=True)
+        jobs.append((kind, args.steps, args.n_envs, args.seed, pool_dir, args.out_dir / f"{kind}.zip"))
+    if args.sequential:
+        stats = [train_agent(*job) for job in jobs]
+    else:  # one process (and one torch thread) per agent, on a core each
+        with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=set_single_thread) as executor:
+            stats = list(executor.map(train_agent, *zip(*jobs)))
+    training = dict(zip(kinds, stats))
     players: dict[str, Any] = {k: str(args.out_dir / f"{k}.zip") for k in ("lstm", "mlp")}
     players.update({b: b for b in BOTS})
     start = time.perf_counter()

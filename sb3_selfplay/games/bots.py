@@ -43,6 +43,8 @@ __all__ = ["BOTS", "Bot", "HunterBot", "RandomBot", "TurretBot", "make_bot", "pl
 
 # Movement indices of the Duel action (see duel.py).
 _STAY, _FORWARD, _FORWARD_LEFT, _LEFT, _RIGHT, _FORWARD_RIGHT = 0, 1, 2, 3, 7, 8
+#: ``since_seen`` of a bot that has not seen the opponent this episode.
+_NEVER = 1_000_000
 
 
 class Bot:
@@ -119,6 +121,12 @@ class _SeekerBot(Bot):
     fire_bearing = 0.11
     #: Extra steps allowed to reach an exploration waypoint (mobile bots only).
     explore_patience = 0
+    #: Reaction time: steps the bot must have tracked the opponent before its first shot (a
+    #: human-like delay; without it the bot fires the very step the opponent comes into view).
+    reaction_steps = 3
+    #: The bot keeps tracking (and may fire at the remembered position) for this many steps
+    #: without a sighting, which bridges the gaps of flickering sight.
+    track_steps = 4
 
     def __init__(self, num_envs: int, action_space: spaces.Space, seed: int | None = None) -> None:
         n = int(num_envs)
@@ -129,6 +137,8 @@ class _SeekerBot(Bot):
         self.scan_left = np.zeros(n, np.int64)
         self.scan_dir = np.ones(n, np.int64)
         self.t = np.zeros(n, np.int64)
+        self.engaged = np.zeros(n, np.int64)
+        self.since_seen = np.zeros(n, np.int64)
         super().__init__(n, action_space, seed)
         if tuple(self.nvec[:4]) != (9, 2, 2, 2):
             raise ValueError(f"{type(self).__name__} plays Duel (MultiDiscrete([9, 2, 2, 2])), got {action_space}")
@@ -138,6 +148,8 @@ class _SeekerBot(Bot):
         self.lost[mask] = 0
         self.scan_left[mask] = 0
         self.t[mask] = 0
+        self.engaged[mask] = 0
+        self.since_seen[mask] = _NEVER
         self.scan_dir[mask] = np.where(self.rng.random(int(np.count_nonzero(mask))) < 0.5, -1, 1)
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
@@ -156,6 +168,9 @@ class _SeekerBot(Bot):
         self.goal_y = np.where(vis, y + s * fwd + c * left, self.goal_y)
         self.has_goal |= vis
         self.lost = np.where(vis, 0, self.lost + self.has_goal)
+        self.since_seen = np.where(vis, 0, np.minimum(self.since_seen + 1, _NEVER))
+        tracking = self.since_seen <= self.track_steps
+        self.engaged = np.where(tracking, self.engaged + 1, 0)
         self.scan_left[vis] = 0
         wx, wy = self.goal_x - x, self.goal_y - y
         g_fwd = c * wx + s * wy
@@ -164,8 +179,9 @@ class _SeekerBot(Bot):
         g_dist = np.hypot(g_fwd, g_left)
         bearing = np.where(vis, np.arctan2(obs[:, o + OPP_SIN], obs[:, o + OPP_COS]), bearing)
 
-        # Lose the goal: shot from outside the view, gave up waiting, or (hunter) arrived.
-        give_up = self.has_goal & ~vis & (hit_taken | (self.lost > self.patience))
+        # Lose the goal: shot while not tracking (from outside the view), gave up waiting, or
+        # (hunter) arrived.
+        give_up = self.has_goal & ~vis & ((hit_taken & ~tracking) | (self.lost > self.patience))
         if self.mobile:
             give_up |= self.has_goal & ~vis & (g_dist < 0.04)
         self.has_goal &= ~give_up
@@ -189,7 +205,8 @@ class _SeekerBot(Bot):
         turn_right = np.where(seek, bearing < -self.turn_deadband, scanning & (self.scan_dir < 0))
         actions[:, 1] = turn_left
         actions[:, 2] = turn_right
-        actions[:, 3] = vis & (np.abs(bearing) < self.fire_bearing)
+        ready = tracking & (self.engaged > self.reaction_steps)
+        actions[:, 3] = ready & seek & (np.abs(bearing) < self.fire_bearing)
         if self.mobile:
             actions[:, 0] = self._movement(obs, n_rays, o, vis, seek, bearing)
         return actions

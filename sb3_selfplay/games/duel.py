@@ -2,8 +2,11 @@
 
 Two agents in a square arena with circular pillars turn, move and fire hitscan shots. Each sees
 the other only inside a field of view, within a view range and when no pillar is in between,
-and never sees its velocity, so hiding behind pillars and remembering where the opponent went
-matter: the game rewards a recurrent policy. All ``num_envs`` games are stepped together with
+and never sees its velocity. Sight also flickers: an opponent in view shows in the observation
+only with probability ``sight_prob`` (0.5 by default) on each step, as in the flickering Pong
+that DRQN (Hausknecht & Stone, 2015) used to demand memory. So hiding behind pillars,
+remembering where the opponent went and aiming through the gaps matter: the game rewards a
+recurrent policy. All ``num_envs`` games are stepped together with
 array operations (no per-env Python loop in ``step``/``reset``/observation), which keeps the
 game far cheaper than the policy that plays it.
 
@@ -156,6 +159,10 @@ class DuelParams:
     """Collision radius of an agent (walls and pillars)."""
     min_spawn_distance: float = 4.0
     """Minimum distance between the two spawn points (relaxed if the arena is too crowded)."""
+    sight_prob: float = 0.5
+    """Probability that an opponent in view shows in a seat's observation on a given step
+    (flickering sight, as the flickering Pong of DRQN, Hausknecht & Stone 2015); 1 = always.
+    Aiming through the gaps needs memory of where the opponent was and how it moved."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # coerce YAML/CLI numbers to the declared type
@@ -184,6 +191,7 @@ class DuelParams:
             "max_health": self.max_health > 0,
             "agent_radius": self.agent_radius > 0,
             "min_spawn_distance": self.min_spawn_distance >= 0,
+            "sight_prob": 0 < self.sight_prob <= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -211,7 +219,7 @@ _FIELDS = (
     "L", "wall_lo", "wall_hi", "two_over_L", "inv_L", "view_range", "inv_view_range",
     "cos_half_fov", "move_speed", "turn_rad", "shot_range", "tan_aim", "damage", "cooldown",
     "inv_cooldown", "inv_max_health", "max_steps", "inv_max_steps", "k_damage", "k_time",
-    "agent_radius",
+    "agent_radius", "sight_prob",
 )  # fmt: skip
 _F = {name: i for i, name in enumerate(_FIELDS)}
 
@@ -240,6 +248,7 @@ def _param_vector(p: DuelParams) -> np.ndarray:
         "k_damage": p.shaping / p.max_health,
         "k_time": p.shaping * p.time_penalty,
         "agent_radius": p.agent_radius,
+        "sight_prob": p.sight_prob,
     }
     return np.array([values[name] for name in _FIELDS], dtype=np.float32)
 
@@ -619,7 +628,11 @@ class DuelGame(TwoPlayerGame):
             out[:, :, OBS_RAYS + r] = rays[r]
         # Opponent block: every term is scaled by the visible flag (zeros when unseen).
         o = self._opp
-        vis = geom.visible.astype(np.float32)
+        seen = geom.visible
+        sight = pe[_F["sight_prob"]]
+        if (sight < 1.0).any():  # flickering sight: a visible opponent shows with probability sight_prob
+            seen = seen & (self._rng.random(sight.shape, dtype=np.float32) < sight)
+        vis = seen.astype(np.float32)
         out[:, :, o + OPP_VISIBLE] = vis
         scale = pe[_F["inv_L"]] * vis
         np.multiply(geom.fwd, scale, out=tmp)
