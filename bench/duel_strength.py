@@ -35,13 +35,18 @@ ELO_TARGET = 150.0
 BOT_WIN_TARGET = 0.9
 
 
+def linear(start: float):
+    """SB3 schedule decaying linearly from ``start`` to 0 over training."""
+    return lambda progress_remaining: start * progress_remaining
+
+
 def algo_kwargs(n_envs: int, seed: int) -> dict[str, Any]:
-    """Shared PPO settings (8,192 steps per rollout at 64 envs)."""
+    """Shared PPO settings (16,384 steps per rollout at 128 envs)."""
     return dict(
         n_steps=128,
         batch_size=2048,
         n_epochs=4,
-        learning_rate=3e-4,
+        learning_rate=linear(3e-4),
         gamma=0.99,
         gae_lambda=0.95,
         ent_coef=0.01,
@@ -91,6 +96,47 @@ def train_agent(kind: str, steps: int, n_envs: int, seed: int, pool_dir: Path, o
     return stats
 
 
+def training_curve(pool_dir: Path, steps: int, n_bins: int = 6) -> dict[str, Any]:
+    """
+    From a pool's ledger: the learner's win rate against each bot and the share of its games
+    against bots, past snapshots and itself (latest weights), per ``1/n_bins`` of training.
+    """
+    from sb3_selfplay.selfplay import OpponentPool
+
+    pool = OpponentPool(pool_dir)
+    try:
+        rows = pool.matches()
+    finally:
+        pool.close()
+    bins: list[dict[str, list[float]]] = [{} for _ in range(n_bins)]
+    for a, b, score_a, step, *_ in rows:
+        if "learner" not in (a, b) or step is None:
+            continue
+        opp, score = (b, score_a) if a == "learner" else (a, 1.0 - score_a)
+        key = opp if opp in BOTS else "learner" if opp == "learner" else "snapshot"
+        k = min(int(step * n_bins / max(steps, 1)), n_bins - 1)
+        bins[k].setdefault(key, []).append(score)
+    curve = []
+    for k, by in enumerate(bins):
+        total = sum(len(v) for v in by.values())
+        curve.append({
+            "until_step": (k + 1) * steps // n_bins,
+            "games": total,
+            "win_rate": {o: sum(x == 1.0 for x in by[o]) / len(by[o]) for o in BOTS if by.get(o)},
+            "share": {o: len(v) / total for o, v in sorted(by.items())} if total else {},
+        })
+    return {"bins": curve}
+
+
+def print_curve(kind: str, curve: dict[str, Any]) -> None:
+    """One markdown table of a ``training_curve``."""
+    rows = [[f"{c['until_step']:,}", c["games"],
+             *(f"{c['win_rate'][b]:.2f}" if b in c["win_rate"] else "-" for b in BOTS),
+             " ".join(f"{o} {x:.2f}" for o, x in c["share"].items())] for c in curve["bins"]]
+    print(f"\n{kind}: training games by step (win rate vs each bot; share of opponents)\n")
+    print(markdown_table(["until step", "games", *(f"win vs {b}" for b in BOTS), "opponent share"], rows))
+
+
 def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
     """Win/draw/loss fractions of ``player`` against each opponent."""
     table: dict[str, list[float]] = {}
@@ -108,8 +154,9 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=6_000_000, help="self-play env-steps per agent (default 6e6, ~35 min for both on 2 cores)")
-    parser.add_argument("--n-envs", type=int, default=64, help="parallel games while training (default 64)")
+    parser.add_argument("--steps", type=int, default=24_000_000,
+                        help="self-play env-steps per agent (default 24e6: ~40 min on 2 cores, agents side by side)")
+    parser.add_argument("--n-envs", type=int, default=128, help="parallel games while training (default 128)")
     parser.add_argument("--games-per-pair", type=int, default=200, help="tournament games per pair (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sequential", action="store_true",
@@ -136,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
                                  initializer=set_single_thread) as executor:
             stats = list(executor.map(train_agent, *zip(*jobs)))
     training = dict(zip(kinds, stats))
+    for kind in kinds:
+        training[kind]["curve"] = training_curve(args.out_dir / f"pool_{kind}", args.steps)
+        print_curve(kind, training[kind]["curve"])
     players: dict[str, Any] = {k: str(args.out_dir / f"{k}.zip") for k in ("lstm", "mlp")}
     players.update({b: b for b in BOTS})
     start = time.perf_counter()
