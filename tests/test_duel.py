@@ -359,6 +359,17 @@ def test_bot_tracks_through_flicker_and_reacts_again_after_losing_sight():
     assert bot.act(seen)[0, 3] == 0
 
 
+def test_reaction_time_is_a_difficulty_setting():
+    game = duel()
+    obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(6, 5, 0)]})[None, 0]  # aimed
+    for reaction in (0, 6):
+        bot = make_bot("turret", 1, game.action_space, seed=0, reaction_steps=reaction)
+        fired = [bot.act(obs, np.array([k == 0]))[0, 3] for k in range(reaction + 1)]
+        assert fired == [0] * reaction + [1], (reaction, fired)
+    with pytest.raises(ValueError, match="reaction_steps"):
+        make_bot("hunter", 1, game.action_space, reaction_steps=-1)
+
+
 def test_hunter_chases_last_seen_position():
     game = duel()
     bot = HunterBot(1, game.action_space, seed=0)

@@ -128,7 +128,14 @@ class _SeekerBot(Bot):
     #: without a sighting, which bridges the gaps of flickering sight.
     track_steps = 4
 
-    def __init__(self, num_envs: int, action_space: spaces.Space, seed: int | None = None) -> None:
+    def __init__(
+        self, num_envs: int, action_space: spaces.Space, seed: int | None = None, reaction_steps: int | None = None
+    ) -> None:
+        """:param reaction_steps: Override the class's :attr:`reaction_steps` (bot difficulty)."""
+        if reaction_steps is not None:
+            if reaction_steps < 0 or int(reaction_steps) != reaction_steps:
+                raise ValueError(f"reaction_steps must be an integer >= 0, got {reaction_steps!r}")
+            self.reaction_steps = int(reaction_steps)
         n = int(num_envs)
         self.goal_x = np.zeros(n, np.float32)
         self.goal_y = np.zeros(n, np.float32)
