@@ -11,6 +11,12 @@ small memory per env (where it last saw the opponent, what it is doing), cleared
 - ``hunter``: like the turret, but walks to where it last saw the opponent (sliding around
   pillars), strafes when close, and explores random waypoints, scanning on arrival, when lost.
 
+The turret and hunter keep tracking through up to ``track_steps`` steps without a sighting (the
+gaps of Duel's flickering sight) and hold fire for ``reaction_steps`` steps after acquiring the
+opponent, a human-like reaction time that is their difficulty setting: with 0 they fire the
+very step the opponent comes into view, and a symmetric firefight against them can at best be
+drawn.
+
 The turret and hunter thresholds are tuned for the default :class:`~sb3_selfplay.games.duel.DuelParams`
 (they cannot read the game's parameters); they stay sensible for moderate changes.
 """
@@ -123,7 +129,7 @@ class _SeekerBot(Bot):
     explore_patience = 0
     #: Reaction time: steps the bot must have tracked the opponent before its first shot (a
     #: human-like delay; without it the bot fires the very step the opponent comes into view).
-    reaction_steps = 3
+    reaction_steps = 5
     #: The bot keeps tracking (and may fire at the remembered position) for this many steps
     #: without a sighting, which bridges the gaps of flickering sight.
     track_steps = 4
