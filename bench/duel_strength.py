@@ -38,18 +38,15 @@ BOT_WIN_TARGET = 0.9
 WINDOW = 3
 
 
-def linear(start: float):
-    """SB3 schedule decaying linearly from ``start`` to 0 over training."""
-    return lambda progress_remaining: start * progress_remaining
-
-
 def algo_kwargs(n_envs: int, seed: int) -> dict[str, Any]:
     """Shared PPO settings (16,384 steps per rollout at 128 envs)."""
+    from stable_baselines3.common.utils import LinearSchedule
+
     return dict(
         n_steps=128,
         batch_size=2048,
         n_epochs=4,
-        learning_rate=linear(3e-4),
+        learning_rate=LinearSchedule(3e-4, 0.0, 1.0),  # down to 0 over training
         gamma=0.99,
         gae_lambda=0.95,
         ent_coef=0.01,
@@ -99,6 +96,11 @@ def train_agent(kind: str, steps: int, n_envs: int, seed: int, pool_dir: Path, o
     return stats
 
 
+def as_seen_by(player: str, a: str, b: str, score_a: float) -> tuple[str, float]:
+    """``(opponent, score of player)`` of a game ``(a, b, score_a)`` that ``player`` played."""
+    return (b, score_a) if a == player else (a, 1.0 - score_a)
+
+
 def training_curve(pool_dir: Path, steps: int, n_bins: int = 6) -> dict[str, Any]:
     """
     From a pool's ledger: the learner's win rate against each bot and the share of its games
@@ -115,7 +117,7 @@ def training_curve(pool_dir: Path, steps: int, n_bins: int = 6) -> dict[str, Any
     for a, b, score_a, step, *_ in rows:
         if "learner" not in (a, b) or step is None:
             continue
-        opp, score = (b, score_a) if a == "learner" else (a, 1.0 - score_a)
+        opp, score = as_seen_by("learner", a, b, score_a)
         key = opp if opp in BOTS else "learner" if opp == "learner" else "snapshot"
         k = min(int(step * n_bins / max(steps, 1)), n_bins - 1)
         bins[k].setdefault(key, []).append(score)
@@ -146,7 +148,7 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
     for a, b, score_a in results:
         if player not in (a, b):
             continue
-        opp, score = (b, score_a) if a == player else (a, 1.0 - score_a)
+        opp, score = as_seen_by(player, a, b, score_a)
         table.setdefault(opp, []).append(score)
     return {
         opp: {"games": len(s), "win": sum(x == 1.0 for x in s) / len(s), "draw": sum(x == 0.5 for x in s) / len(s),
@@ -158,7 +160,7 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=24_000_000,
-                        help="self-play env-steps per agent (default 24e6: ~40 min on 2 cores, agents side by side)")
+                        help="self-play env-steps per agent (default 24e6: ~55 min on 2 cores, agents side by side)")
     parser.add_argument("--n-envs", type=int, default=128, help="parallel games while training (default 128)")
     parser.add_argument("--games-per-pair", type=int, default=200, help="tournament games per pair (default 200)")
     parser.add_argument("--seed", type=int, default=0)
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind in kinds:
         training[kind]["curve"] = training_curve(args.out_dir / f"pool_{kind}", args.steps)
         print_curve(kind, training[kind]["curve"])
-    players: dict[str, Any] = {k: str(args.out_dir / f"{k}.zip") for k in ("lstm", "mlp")}
+    players: dict[str, Any] = {k: str(args.out_dir / f"{k}.zip") for k in kinds}
     players.update({b: b for b in BOTS})
     start = time.perf_counter()
     results = run_tournament(players, "Duel-v0", games_per_pair=args.games_per_pair, seed=args.seed + 1)
