@@ -15,7 +15,7 @@ With ``signal_smoothing`` the measure is ``0.25 * previous + 0.75 * new`` (ML-Ag
 reach the game through ``SelfPlayVecEnv.set_game_params`` (or ``env_method("set_params")`` on
 other VecEnvs), so each env picks them up at its next episode; with ``require_reset`` the
 envs reset at the end of the rollout in which the lesson changed. Parameters named
-``selfplay.<attr>`` (``latest_ratio``, ``opponents``, ``bots``, ``strategy``) set the opponent mix
+``selfplay.<attr>`` (``latest_ratio``, ``bot_ratio``, ``opponents``, ``bots``, ``strategy``) set the opponent mix
 of the :class:`~sb3_selfplay.selfplay.SelfPlayVecEnv` instead, e.g. bots first, then self-play.
 
 The lesson indices are logged (``curriculum/<param>``) and saved with :meth:`CurriculumCallback.save`
@@ -49,7 +49,7 @@ MEASURES = ("reward", "win_rate", "elo", "progress")
 #: Prefix of parameters that set the opponent mix of the SelfPlayVecEnv.
 SELFPLAY_PREFIX = "selfplay."
 #: Attributes of SelfPlayVecEnv a curriculum may set.
-SELFPLAY_PARAMS = ("latest_ratio", "opponents", "bots", "strategy")
+SELFPLAY_PARAMS = ("latest_ratio", "bot_ratio", "opponents", "bots", "strategy")
 
 
 @dataclass(frozen=True)
@@ -183,10 +183,10 @@ class CurriculumCallback(BaseCallback):
         env = self.selfplay_env
         if env is None:
             raise TypeError(f"curriculum parameter selfplay.{attr} needs a SelfPlayVecEnv as the training env")
-        if attr == "latest_ratio":
+        if attr in ("latest_ratio", "bot_ratio"):
             if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"selfplay.latest_ratio must be in [0, 1], got {value}")
-            env.latest_ratio = float(value)
+                raise ValueError(f"selfplay.{attr} must be in [0, 1], got {value}")
+            setattr(env, attr, float(value))
         elif attr == "strategy":
             get_sampler(value)
             env.strategy = str(value)

@@ -212,6 +212,8 @@ class SelfPlaySettings:
     """Share of games against the current weights (ML-Agents' ``play_against_latest_model_ratio``)."""
     bots: tuple[str, ...] = ("random", "turret", "hunter")
     """Scripted bots among the opponents."""
+    bot_ratio: float = 0.0
+    """Least share of games against the bots (picked by ``strategy`` among them), so PFSP/Elo never starve them."""
     opponents: tuple[str, ...] | None = None
     """A fixed opponent list instead of bots + snapshots (e.g. bots only; a curriculum may change it)."""
     learner_seat: int | str = "random"
@@ -242,6 +244,8 @@ class SelfPlaySettings:
             raise ValueError(f"learner_seat must be 0, 1 or random, got {self.learner_seat!r}")
         if not 0.0 <= self.latest_ratio <= 1.0:
             raise ValueError(f"latest_ratio must be in [0, 1], got {self.latest_ratio}")
+        if not 0.0 <= self.bot_ratio <= 1.0:
+            raise ValueError(f"bot_ratio must be in [0, 1], got {self.bot_ratio}")
         if self.window < 1 or self.save_steps < 0 or self.eval_games < 1:
             raise ValueError("window and eval_games must be >= 1, save_steps >= 0")
         if self.objective not in ("elo", "win_rate"):
@@ -1041,7 +1045,7 @@ def make_env(
         sp = settings.selfplay
         env: VecEnv = SelfPlayVecEnv(
             make_game(settings, n), pool, learner_seat=sp.learner_seat, strategy=sp.strategy,
-            latest_ratio=sp.latest_ratio, bots=sp.bots, opponents=sp.opponents, strategy_params=sp.strategy_params,
+            latest_ratio=sp.latest_ratio, bots=sp.bots, bot_ratio=sp.bot_ratio, opponents=sp.opponents, strategy_params=sp.strategy_params,
             seed=seed, record=training,
         )
         env = _FloatVecMonitor(env, filename=str(run_dir) if run_dir is not None and training else None)

@@ -105,13 +105,14 @@ def test_selfplay_parameters_move_from_bots_to_self_play(tmp_path):
     cb = CurriculumCallback({
         "selfplay.opponents": lessons([["turret", "hunter"], None], min_lesson_length=1),
         "selfplay.latest_ratio": lessons([0.0, 0.5], min_lesson_length=1),
+        "selfplay.bot_ratio": lessons([0.0, 0.25], min_lesson_length=1),
     })
     attach(cb, env)
-    assert env.opponents == ["turret", "hunter"] and env.latest_ratio == 0.0
+    assert env.opponents == ["turret", "hunter"] and env.latest_ratio == 0.0 and env.bot_ratio == 0.0
     assert {"turret", "hunter"} <= set(pool.player_ids(kind="bot"))  # results vs new bots can be recorded
     finish(cb, scores=[1.0])
     cb._on_rollout_end()
-    assert env.opponents is None and env.latest_ratio == 0.5
+    assert env.opponents is None and env.latest_ratio == 0.5 and env.bot_ratio == 0.25
 
 
 def test_require_reset_resets_envs_between_rollouts():

@@ -174,6 +174,8 @@ def test_selfplay_settings_validation():
         SelfPlaySettings(bots=("nobody",))
     with pytest.raises(ValueError, match="eval_opponents"):
         SelfPlaySettings(eval_opponents=("snap_1",))
+    with pytest.raises(ValueError, match="bot_ratio"):
+        SelfPlaySettings(bot_ratio=-0.1)
     with pytest.raises(ValueError, match="RecurrentPPO option"):
         ExperimentSettings("CartPole-v1", "ppo", algo_kwargs=dataclasses.replace(
             load_hyperparams(HYPERPARAMS / "rppo.yml", "CartPole-v1", "rppo").algo_kwargs))
@@ -194,6 +196,7 @@ def test_selfplay_env_pool_callbacks_and_model_wire_up(tmp_path):
     pool = make_pool(s, tmp_path)
     env = make_env(s, pool, seed=0, run_dir=tmp_path)
     assert isinstance(env, VecNormalize) and isinstance(find_selfplay_env(env), SelfPlayVecEnv)
+    assert find_selfplay_env(env).bot_ratio == s.selfplay.bot_ratio
     model = make_model(s, env, options)
     assert isinstance(model, RecurrentPPO) and model.n_steps == s.algo_kwargs.n_steps
     callbacks = make_callbacks(s, options, env, pool, tmp_path)

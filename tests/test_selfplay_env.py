@@ -235,6 +235,40 @@ def test_opponent_draws_follow_the_strategy(tmp_path):
         SelfPlayVecEnv(game, pool, strategy="nope")
 
 
+def test_bot_ratio_keeps_a_floor_of_bot_games(tmp_path):
+    pool = OpponentPool(tmp_path / "pool")
+    # The learner outrates both bots by far, the turret less than the hunter; its snapshots,
+    # taken after, start at its rating: PFSP starves the bots.
+    pool.add_player("turret"), pool.add_player("hunter")
+    pool.record_matches([(LEARNER, "hunter", 1.0)] * 150 + [(LEARNER, "turret", 1.0)] * 60)
+    snaps = [pool.add_snapshot(make_policy("lstm", k), learner_step=k) for k in range(3)]
+    n = 2000
+    game = make_game("Duel-v0", n, **SHORT)
+
+    def bot_slots(**kw):
+        env = SelfPlayVecEnv(game, pool, bots=("turret", "hunter"), strategy="pfsp", latest_ratio=0.5, seed=3, **kw)
+        env.reset()
+        ids = np.array(env.opponent_ids(), dtype=object)
+        return ids, np.isin(ids, ["turret", "hunter"])
+
+    _, starved = bot_slots()
+    assert starved.mean() < 0.05
+    ids, is_bot = bot_slots(bot_ratio=0.3)
+    assert 0.27 < is_bot.mean() < 0.36  # the floor, plus the few regular draws of bots
+    # PFSP among the bots: the turret (rated closer to the learner) gets most bot games.
+    assert (ids == "turret").sum() > 2 * (ids == "hunter").sum() > 0
+    # Bot draws are spread over the envs, not packed into the first indices.
+    assert abs(is_bot[: n // 2].mean() - is_bot[n // 2 :].mean()) < 0.06
+    # The rest is drawn as usual: half of it against the latest weights.
+    assert 0.3 < (ids == LATEST).mean() < 0.4
+    # With no bot among the candidates, the floor draws nothing and nothing breaks.
+    env = SelfPlayVecEnv(game, pool, bots=(), bot_ratio=0.5, latest_ratio=0.0, seed=0)
+    env.reset()
+    assert set(env.opponent_ids()) <= set(snaps)
+    with pytest.raises(ValueError, match="bot_ratio"):
+        SelfPlayVecEnv(game, pool, bot_ratio=1.5)
+
+
 @pytest.mark.filterwarnings("ignore:skipping snapshot:RuntimeWarning")  # later draws warn again
 def test_corrupt_snapshot_is_skipped_with_a_warning(tmp_path):
     pool, (good, bad) = snapshot_pool(tmp_path, 2)

@@ -57,6 +57,10 @@ class SelfPlayVecEnv(VecEnv):
     :param strategy: Sampling strategy (a key of ``OPPONENT_SAMPLERS``: ``uniform``, ``latest``,
         ``elo``, ``pfsp``).
     :param latest_ratio: Probability that an episode is played against the current learner weights.
+    :param bot_ratio: Probability that an episode is played against a scripted bot among the
+        candidates (picked by ``strategy`` among the bots), a floor under the bots' share once the
+        learner outrates them and PFSP or Elo sampling would starve them; the other episodes are
+        drawn as usual (``latest_ratio`` applies to those), so bots may get more.
     :param bots: Scripted bots among the candidates (registered as players in the pool).
     :param opponents: A fixed list of opponent ids to draw from (with ``strategy``) instead of
         the pool's bots and active snapshot window.
@@ -75,6 +79,7 @@ class SelfPlayVecEnv(VecEnv):
         strategy: str = "uniform",
         latest_ratio: float = 0.5,
         bots: Sequence[str] = ("random", "turret", "hunter"),
+        bot_ratio: float = 0.0,
         opponents: Sequence[str] | None = None,
         strategy_params: dict[str, Any] | None = None,
         seed: int | None = None,
@@ -86,6 +91,8 @@ class SelfPlayVecEnv(VecEnv):
             raise ValueError(f"learner_seat must be 0, 1 or 'random', got {learner_seat!r}")
         if not 0.0 <= latest_ratio <= 1.0:
             raise ValueError(f"latest_ratio must be in [0, 1], got {latest_ratio}")
+        if not 0.0 <= bot_ratio <= 1.0:
+            raise ValueError(f"bot_ratio must be in [0, 1], got {bot_ratio}")
         get_sampler(strategy)
         unknown_bots = [b for b in bots if b not in BOTS]
         if unknown_bots:
@@ -97,6 +104,7 @@ class SelfPlayVecEnv(VecEnv):
         self.learner_seat = learner_seat
         self.strategy = strategy
         self.latest_ratio = float(latest_ratio)
+        self.bot_ratio = float(bot_ratio)
         self.bots = tuple(bots)
         self.opponents = None if opponents is None else list(opponents)
         self.strategy_params = dict(strategy_params or {})
@@ -188,8 +196,10 @@ class SelfPlayVecEnv(VecEnv):
 
     def _draw(self, k: int) -> list[str]:
         """``k`` opponent ids that the bank can play (unloadable snapshots are skipped with a warning)."""
-        out: list[str] = []
+        out = self._draw_bots(k)
         for _ in range(_MAX_REDRAWS):
+            if len(out) == k:
+                break
             cands, ratings, learner_rating = self._candidates()
             ids = sample_opponents(
                 cands,
@@ -212,9 +222,22 @@ class SelfPlayVecEnv(VecEnv):
                     bad.add(opp)
             self._bad |= bad
             out += [i for i in ids if i not in bad]
-            if len(out) == k:
-                return out
-        return out + [LATEST] * (k - len(out))
+        out += [LATEST] * (k - len(out))
+        # The bot draws came first: shuffle so that no env index is favoured.
+        return [out[i] for i in self._rng.permutation(k)] if self.bot_ratio > 0 else out
+
+    def _draw_bots(self, k: int) -> list[str]:
+        """The ``bot_ratio`` share of ``k`` draws: bots among the candidates, picked by the strategy."""
+        if self.bot_ratio <= 0.0:
+            return []
+        n_bots = int(self._rng.binomial(k, self.bot_ratio))
+        cands, ratings, learner_rating = self._candidates()
+        bots = [c for c in cands if opponent_kind(c) == "bot"]
+        if n_bots == 0 or not bots:
+            return []
+        return sample_opponents(
+            bots, [ratings[b] for b in bots], learner_rating, self.strategy, n_bots, self._rng, **self.strategy_params
+        )
 
     def _assign(self, idx: np.ndarray) -> None:
         """Draw new opponents (and seats, if random) for the envs ``idx``."""
