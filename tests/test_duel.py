@@ -381,7 +381,7 @@ def test_hunter_chases_last_seen_position():
     assert a[0] == 1 and a[3] == 1
 
 
-@pytest.mark.parametrize(("bot", "min_wins", "max_losses"), [("hunter", 105, 25), ("turret", 115, 5)])
+@pytest.mark.parametrize(("bot", "min_wins", "max_losses"), [("hunter", 135, 20), ("turret", 120, 5)])
 def test_bots_beat_random(bot, min_wins, max_losses):
     result = play_bots(bot, "random", n_games=200, seed=0)
     assert result["wins_0"] >= min_wins and result["wins_1"] <= max_losses, result

@@ -129,9 +129,7 @@ class _SeekerBot(Bot):
     explore_patience = 0
     #: Reaction time: steps the bot must have tracked the opponent before its first shot (a
     #: human-like delay; without it the bot fires the very step the opponent comes into view).
-    #: Their aim is otherwise exact (they fire within ``fire_bearing`` of the target, inside the
-    #: game's 7 degree aim tolerance), so this delay is the learner's only edge in a firefight.
-    reaction_steps = 8
+    reaction_steps = 5
     #: The bot keeps tracking (and may fire at the remembered position) for this many steps
     #: without a sighting, which bridges the gaps of flickering sight.
     track_steps = 4
