@@ -1045,8 +1045,8 @@ def make_env(
         sp = settings.selfplay
         env: VecEnv = SelfPlayVecEnv(
             make_game(settings, n), pool, learner_seat=sp.learner_seat, strategy=sp.strategy,
-            latest_ratio=sp.latest_ratio, bots=sp.bots, bot_ratio=sp.bot_ratio, opponents=sp.opponents, strategy_params=sp.strategy_params,
-            seed=seed, record=training,
+            latest_ratio=sp.latest_ratio, bots=sp.bots, bot_ratio=sp.bot_ratio, opponents=sp.opponents,
+            strategy_params=sp.strategy_params, seed=seed, record=training,
         )
         env = _FloatVecMonitor(env, filename=str(run_dir) if run_dir is not None and training else None)
     else:

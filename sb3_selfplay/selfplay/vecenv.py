@@ -196,11 +196,13 @@ class SelfPlayVecEnv(VecEnv):
 
     def _draw(self, k: int) -> list[str]:
         """``k`` opponent ids that the bank can play (unloadable snapshots are skipped with a warning)."""
-        out = self._draw_bots(k)
-        for _ in range(_MAX_REDRAWS):
+        cands, ratings, learner_rating = self._candidates()
+        out = self._draw_bots(k, cands, ratings, learner_rating)
+        for attempt in range(_MAX_REDRAWS):
             if len(out) == k:
                 break
-            cands, ratings, learner_rating = self._candidates()
+            if attempt:  # unloadable snapshots were dropped: the candidates changed
+                cands, ratings, learner_rating = self._candidates()
             ids = sample_opponents(
                 cands,
                 [ratings[c] for c in cands],
@@ -226,12 +228,11 @@ class SelfPlayVecEnv(VecEnv):
         # The bot draws came first: shuffle so that no env index is favoured.
         return [out[i] for i in self._rng.permutation(k)] if self.bot_ratio > 0 else out
 
-    def _draw_bots(self, k: int) -> list[str]:
+    def _draw_bots(self, k: int, cands: list[str], ratings: dict[str, float], learner_rating: float) -> list[str]:
         """The ``bot_ratio`` share of ``k`` draws: bots among the candidates, picked by the strategy."""
         if self.bot_ratio <= 0.0:
             return []
         n_bots = int(self._rng.binomial(k, self.bot_ratio))
-        cands, ratings, learner_rating = self._candidates()
         bots = [c for c in cands if opponent_kind(c) == "bot"]
         if n_bots == 0 or not bots:
             return []
