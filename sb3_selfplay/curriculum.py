@@ -40,7 +40,7 @@ from sb3_selfplay.atomic import atomic_write_bytes
 from sb3_selfplay.games.bots import BOTS
 from sb3_selfplay.selfplay.callback import ended_episode_infos, find_selfplay_env
 from sb3_selfplay.selfplay.pool import LEARNER
-from sb3_selfplay.selfplay.sampling import get_sampler
+from sb3_selfplay.selfplay.sampling import check_ratio, get_sampler
 
 __all__ = ["MEASURES", "SELFPLAY_PARAMS", "CompletionCriteria", "CurriculumCallback", "Lesson"]
 
@@ -184,9 +184,7 @@ class CurriculumCallback(BaseCallback):
         if env is None:
             raise TypeError(f"curriculum parameter selfplay.{attr} needs a SelfPlayVecEnv as the training env")
         if attr in ("latest_ratio", "bot_ratio"):
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"selfplay.{attr} must be in [0, 1], got {value}")
-            setattr(env, attr, float(value))
+            setattr(env, attr, check_ratio(f"selfplay.{attr}", value))
         elif attr == "strategy":
             get_sampler(value)
             env.strategy = str(value)

@@ -66,7 +66,7 @@ from sb3_selfplay.metrics import MetricsCallback, SelfPlayEvalCallback
 from sb3_selfplay.ppo import PPO
 from sb3_selfplay.rppo import RecurrentPPO
 from sb3_selfplay.selfplay import OpponentPool, SelfPlayCallback, SelfPlayVecEnv
-from sb3_selfplay.selfplay.sampling import get_sampler
+from sb3_selfplay.selfplay.sampling import check_ratio, get_sampler
 from sb3_selfplay.selfplay.serialization import SerializationError, import_dotted
 
 __all__ = [
@@ -242,10 +242,8 @@ class SelfPlaySettings:
             raise ValueError("opponents must be null or a non-empty list")
         if self.learner_seat not in (0, 1, "random"):
             raise ValueError(f"learner_seat must be 0, 1 or random, got {self.learner_seat!r}")
-        if not 0.0 <= self.latest_ratio <= 1.0:
-            raise ValueError(f"latest_ratio must be in [0, 1], got {self.latest_ratio}")
-        if not 0.0 <= self.bot_ratio <= 1.0:
-            raise ValueError(f"bot_ratio must be in [0, 1], got {self.bot_ratio}")
+        check_ratio("latest_ratio", self.latest_ratio)
+        check_ratio("bot_ratio", self.bot_ratio)
         if self.window < 1 or self.save_steps < 0 or self.eval_games < 1:
             raise ValueError("window and eval_games must be >= 1, save_steps >= 0")
         if self.objective not in ("elo", "win_rate"):

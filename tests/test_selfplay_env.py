@@ -239,7 +239,8 @@ def test_bot_ratio_keeps_a_floor_of_bot_games(tmp_path):
     pool = OpponentPool(tmp_path / "pool")
     # The learner outrates both bots by far, the turret less than the hunter; its snapshots,
     # taken after, start at its rating: PFSP starves the bots.
-    pool.add_player("turret"), pool.add_player("hunter")
+    pool.add_player("turret")
+    pool.add_player("hunter")
     pool.record_matches([(LEARNER, "hunter", 1.0)] * 150 + [(LEARNER, "turret", 1.0)] * 60)
     snaps = [pool.add_snapshot(make_policy("lstm", k), learner_step=k) for k in range(3)]
     n = 2000

@@ -17,6 +17,7 @@ from sb3_selfplay.selfplay.ratings import expected_score
 __all__ = [
     "LATEST",
     "OPPONENT_SAMPLERS",
+    "check_ratio",
     "elo_probs",
     "get_sampler",
     "latest_probs",
@@ -121,6 +122,13 @@ def get_sampler(strategy: str) -> Sampler:
         ) from None
 
 
+def check_ratio(name: str, value: float) -> float:
+    """``value`` as a float if it is a probability in [0, 1], else a ValueError naming ``name``."""
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
 def sample_opponents(
     candidates: Sequence[str],
     ratings: Sequence[float] | np.ndarray | Mapping[str, float],
@@ -146,8 +154,7 @@ def sample_opponents(
     :return: ``n`` opponent ids.
     """
     sampler = get_sampler(strategy)
-    if not 0.0 <= latest_ratio <= 1.0:
-        raise ValueError(f"latest_ratio must be in [0, 1], got {latest_ratio}")
+    check_ratio("latest_ratio", latest_ratio)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     rng = np.random.default_rng() if rng is None else rng

@@ -23,7 +23,7 @@ from sb3_selfplay.games.base import TwoPlayerGame
 from sb3_selfplay.games.bots import BOTS
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
-from sb3_selfplay.selfplay.sampling import LATEST, get_sampler, sample_opponents
+from sb3_selfplay.selfplay.sampling import LATEST, check_ratio, get_sampler, sample_opponents
 
 __all__ = ["SelfPlayVecEnv", "opponent_kind"]
 
@@ -89,10 +89,6 @@ class SelfPlayVecEnv(VecEnv):
     ) -> None:
         if learner_seat not in (0, 1, "random"):
             raise ValueError(f"learner_seat must be 0, 1 or 'random', got {learner_seat!r}")
-        if not 0.0 <= latest_ratio <= 1.0:
-            raise ValueError(f"latest_ratio must be in [0, 1], got {latest_ratio}")
-        if not 0.0 <= bot_ratio <= 1.0:
-            raise ValueError(f"bot_ratio must be in [0, 1], got {bot_ratio}")
         get_sampler(strategy)
         unknown_bots = [b for b in bots if b not in BOTS]
         if unknown_bots:
@@ -103,8 +99,8 @@ class SelfPlayVecEnv(VecEnv):
         self.pool = pool
         self.learner_seat = learner_seat
         self.strategy = strategy
-        self.latest_ratio = float(latest_ratio)
-        self.bot_ratio = float(bot_ratio)
+        self.latest_ratio = check_ratio("latest_ratio", latest_ratio)
+        self.bot_ratio = check_ratio("bot_ratio", bot_ratio)
         self.bots = tuple(bots)
         self.opponents = None if opponents is None else list(opponents)
         self.strategy_params = dict(strategy_params or {})
