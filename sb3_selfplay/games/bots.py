@@ -133,15 +133,30 @@ class _SeekerBot(Bot):
     #: The bot keeps tracking (and may fire at the remembered position) for this many steps
     #: without a sighting, which bridges the gaps of flickering sight.
     track_steps = 4
+    #: Aim error: standard deviation (degrees) of the noise on the bearing the bot perceives each
+    #: step, for turning and firing (0 = exact aim).
+    aim_noise = 4.0
 
     def __init__(
-        self, num_envs: int, action_space: spaces.Space, seed: int | None = None, reaction_steps: int | None = None
+        self,
+        num_envs: int,
+        action_space: spaces.Space,
+        seed: int | None = None,
+        reaction_steps: int | None = None,
+        aim_noise: float | None = None,
     ) -> None:
-        """:param reaction_steps: Override the class's :attr:`reaction_steps` (bot difficulty)."""
+        """
+        :param reaction_steps: Override the class's :attr:`reaction_steps` (bot difficulty).
+        :param aim_noise: Override the class's :attr:`aim_noise` (degrees; bot difficulty).
+        """
         if reaction_steps is not None:
             if reaction_steps < 0 or int(reaction_steps) != reaction_steps:
                 raise ValueError(f"reaction_steps must be an integer >= 0, got {reaction_steps!r}")
             self.reaction_steps = int(reaction_steps)
+        if aim_noise is not None:
+            if not 0 <= aim_noise < 90:
+                raise ValueError(f"aim_noise must be in [0, 90) degrees, got {aim_noise!r}")
+            self.aim_noise = float(aim_noise)
         n = int(num_envs)
         self.goal_x = np.zeros(n, np.float32)
         self.goal_y = np.zeros(n, np.float32)
@@ -191,6 +206,8 @@ class _SeekerBot(Bot):
         bearing = np.arctan2(g_left, g_fwd)
         g_dist = np.hypot(g_fwd, g_left)
         bearing = np.where(vis, np.arctan2(obs[:, o + OPP_SIN], obs[:, o + OPP_COS]), bearing)
+        if self.aim_noise > 0:  # imperfect aim: the bot perceives the bearing with an error
+            bearing = bearing + self.rng.normal(0.0, np.deg2rad(self.aim_noise), self.num_envs)
 
         # Lose the goal: shot while not tracking (from outside the view), gave up waiting, or
         # (hunter) arrived.
