@@ -13,9 +13,12 @@ small memory per env (where it last saw the opponent, what it is doing), cleared
 
 The turret and hunter keep tracking through up to ``track_steps`` steps without a sighting (the
 gaps of Duel's flickering sight) and hold fire for ``reaction_steps`` steps after acquiring the
-opponent, a human-like reaction time that is their difficulty setting: with 0 they fire the
-very step the opponent comes into view, and a symmetric firefight against them can at best be
-drawn.
+opponent, a human-like reaction time: with 0 they fire the very step the opponent comes into
+view, and a symmetric firefight against them can at best be drawn. They also aim with a
+human-like error, ``aim_noise`` degrees (standard deviation) on the bearing they perceive each
+step, so some of their shots miss (with 0 their aim is exact: they fire only within 6.3 degrees,
+inside the game's 7-degree tolerance). Both are difficulty settings (``make_bot(...,
+reaction_steps=..., aim_noise=...)``).
 
 The turret and hunter thresholds are tuned for the default :class:`~sb3_selfplay.games.duel.DuelParams`
 (they cannot read the game's parameters); they stay sensible for moderate changes.
