@@ -167,10 +167,10 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=24_000_000,
-                        help="self-play env-steps per agent (default 24e6: ~55 min on 2 cores, agents side by side)")
+    parser.add_argument("--steps", type=int, default=20_000_000,
+                        help="self-play env-steps per agent (default 20e6: ~50 min on 2 cores, agents side by side)")
     parser.add_argument("--n-envs", type=int, default=128, help="parallel games while training (default 128)")
-    parser.add_argument("--games-per-pair", type=int, default=200, help="tournament games per pair (default 200)")
+    parser.add_argument("--games-per-pair", type=int, default=400, help="tournament games per pair (default 400)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bot-ratio", type=float, default=BOT_RATIO,
                         help=f"least share of training games against the bots (default {BOT_RATIO})")

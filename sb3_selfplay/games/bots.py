@@ -138,7 +138,7 @@ class _SeekerBot(Bot):
     track_steps = 4
     #: Aim error: standard deviation (degrees) of the noise on the bearing the bot perceives each
     #: step, for turning and firing (0 = exact aim).
-    aim_noise = 4.0
+    aim_noise = 6.0
 
     def __init__(
         self,
