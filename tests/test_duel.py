@@ -444,7 +444,11 @@ def test_gymnasium_env_kwargs_and_episode_end():
     register_gym_envs()
     env = gymnasium.make("Duel-v0", opponent="turret", max_steps=20, fov=60.0, render_mode="rgb_array")
     assert env.unwrapped.game.get_params()["fov"] == 60.0
-    assert isinstance(env.unwrapped.bot, TurretBot)
+    assert isinstance(env.unwrapped.bot, TurretBot) and env.unwrapped.bot.aim_noise == TurretBot.aim_noise
+    easy = gymnasium.make("Duel-v0", opponent="hunter", opponent_kwargs={"reaction_steps": 9, "aim_noise": 0.0})
+    assert (easy.unwrapped.bot.reaction_steps, easy.unwrapped.bot.aim_noise) == (9, 0.0)
+    with pytest.raises(ValueError, match="aim_noise"):
+        gymnasium.make("Duel-v0", opponent_kwargs={"aim_noise": -1})
     obs, _ = env.reset(seed=0)
     assert obs.shape == env.observation_space.shape
     for t in range(1, 21):

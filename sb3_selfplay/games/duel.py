@@ -971,6 +971,8 @@ class DuelEnv(gym.Env):
     with ``terminated``/``truncated`` is the final one, and ``reset()`` starts the next episode.
 
     :param opponent: Name of the scripted bot in seat 1 (see :data:`sb3_selfplay.games.bots.BOTS`).
+    :param opponent_kwargs: Keyword arguments of the bot, e.g. its difficulty
+        ``{"reaction_steps": 5, "aim_noise": 6.0}``.
     :param render_mode: ``None`` or ``"rgb_array"``.
     :param n_rays: Number of distance rays in the observation.
     :param params: :class:`DuelParams` fields.
@@ -983,6 +985,7 @@ class DuelEnv(gym.Env):
         opponent: str = "hunter",
         render_mode: str | None = None,
         n_rays: int = 5,
+        opponent_kwargs: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
         from sb3_selfplay.games.bots import make_bot  # bots read this module's layout
@@ -994,7 +997,7 @@ class DuelEnv(gym.Env):
         self.observation_space = self.game.observation_space
         self.action_space = self.game.action_space
         self.opponent_name = opponent
-        self.bot = make_bot(opponent, 1, self.action_space)
+        self.bot = make_bot(opponent, 1, self.action_space, **(opponent_kwargs or {}))
         self._obs = self.game._obs
         self._bot_start = np.ones(1, bool)
 
