@@ -2,8 +2,8 @@
 
 Both agents train by self-play on Duel-v0 for the same number of env-steps, side by side in two
 processes with one torch thread each. Each has its own opponent pool with the three scripted
-bots as players; opponents are drawn by PFSP, with half of the games against the latest
-weights and at least ``--bot-ratio`` of them against the bots; seats are random. The pools
+bots as players; at least ``--bot-ratio`` of the games are against the bots (PFSP among
+them), half of the others against the latest weights and the rest by PFSP; seats are random. The pools
 (snapshots and match ledger) stay in ``--out-dir``. Then a round-robin tournament between the
 two agents and the bots (the agents take their most likely action, as in SB3's
 ``evaluate_policy``; ``--stochastic`` samples; seats alternating) is fitted with Bradley-Terry
