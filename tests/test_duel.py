@@ -380,9 +380,9 @@ def test_aim_noise_is_a_difficulty_setting():
     states = [{"agents": [agent(2, 5, 0), agent(6, 5, 0)]}, {"agents": [agent(2, 5, 0), side]}]
     aimed = np.arange(n) % 2 == 0
     assert TurretBot.aim_noise == 6.0 and HunterBot.aim_noise == 6.0
+    first = np.stack([game.set_state(i, states[i % 2])[0] for i in range(n)])  # the game steps only at 4 deg
     for noise in (0.0, 4.0):
         bot = make_bot("turret", n, game.action_space, seed=1, reaction_steps=0, aim_noise=noise)
-        first = np.stack([game.set_state(i, states[i % 2])[0] for i in range(n)])
         actions = bot.act(first, np.ones(n, bool))
         fire, turn = actions[:, 3] == 1, (actions[:, 1] | actions[:, 2]) == 1
         if noise == 0:
