@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sb3_selfplay.games import DuelGame, make_bot, play_bots, register_gym_envs
-from sb3_selfplay.games.bots import HunterBot, TurretBot
+from sb3_selfplay.games.duel.bots import HunterBot, TurretBot
 from sb3_selfplay.games.duel import (
     OBS_COOLDOWN,
     OBS_HEALTH,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 
 from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame, make_game, register_game, registered_games
-from sb3_selfplay.games.bots import BOTS, Bot, make_bot, play_bots
+from sb3_selfplay.games.bots import BOTS, Bot, make_bot
 from sb3_selfplay.games.checker import check_game
-from sb3_selfplay.games.duel import DuelEnv, DuelGame, DuelParallelEnv, DuelParams, parallel_env
+from sb3_selfplay.games.duel import DuelEnv, DuelGame, DuelParallelEnv, DuelParams, parallel_env, play_bots
 from sb3_selfplay.games.pettingzoo_game import PettingZooGame
 
 __all__ = [

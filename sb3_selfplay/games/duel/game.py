@@ -10,107 +10,54 @@ recurrent policy. All ``num_envs`` games are stepped together with
 array operations (no per-env Python loop in ``step``/``reset``/observation), which keeps the
 game far cheaper than the policy that plays it.
 
-Views of the same game:
+The observation and action layout is in :mod:`sb3_selfplay.games.duel.layout`, the parameters
+in :mod:`sb3_selfplay.games.duel.params`, the drawing in :mod:`sb3_selfplay.games.duel.render`.
 
-- :class:`DuelGame`: the batched :class:`~sb3_selfplay.games.base.TwoPlayerGame` (self-play).
-- :class:`DuelEnv`: a gymnasium env, the learner in seat 0 against a scripted bot (id ``Duel-v0``).
-- :func:`parallel_env`: a PettingZoo ``ParallelEnv`` of one game.
-
-Observation of one seat (``float32``, egocentric, within ``[-1, 1]``), ``n_rays`` = R::
-
-    0  health / max_health              1  cooldown left / cooldown
-    2  x position (-1 .. 1 across arena) 3  y position
-    4  sin(heading)                     5  cos(heading)
-    6  took damage this step (0/1)      7  step / max_steps
-    8 .. 8+R-1  ray distances to the nearest wall or pillar / view_range, rays at
-                ``ray_angles(R)`` (evenly from -90 to +90 degrees, positive = to the left)
-    8+R    opponent visible (0/1); when it is not, the rest of this block is 0:
-    8+R+1  opponent forward offset / arena_size   8+R+2  opponent leftward offset / arena_size
-    8+R+3  opponent distance / view_range          8+R+4  sin(bearing)   8+R+5  cos(bearing)
-    8+R+6  opponent health / max_health
-
-Action of one seat: ``hybrid_action_space(9, 3)`` = ``MultiDiscrete([9, 2, 2, 2])``: movement
-(0 = stay, k = 1..8 = move towards ``(k - 1) * 45`` degrees counter-clockwise from the heading,
-so 1 = forward, 3 = left, 5 = back, 7 = right), then the buttons turn-left, turn-right, fire.
+This module is over 600 lines because the vectorised game logic (geometry, rays, observation,
+step) shares one private array layout; split, every part would import the others' privates.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
-from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from sb3_selfplay.games.base import TwoPlayerGame
+from sb3_selfplay.games.duel.layout import (
+    N_MOVES,
+    OBS_COOLDOWN,
+    OBS_COS,
+    OBS_HEALTH,
+    OBS_HIT,
+    OBS_RAYS,
+    OBS_SIN,
+    OBS_TIME,
+    OBS_X,
+    OBS_Y,
+    OPP_COS,
+    OPP_DIST,
+    OPP_FWD,
+    OPP_HEALTH,
+    OPP_LEFT,
+    OPP_SIN,
+    OPP_VISIBLE,
+    obs_dim,
+    opp_offset,
+    ray_angles,
+)
+from sb3_selfplay.games.duel.params import DuelParams
+from sb3_selfplay.games.duel.render import render_duel
 from sb3_selfplay.spaces import hybrid_action_space
 
-try:  # PettingZoo is an optional (test) dependency.
-    from pettingzoo import ParallelEnv as _ParallelEnvBase
-except ImportError:  # pragma: no cover - exercised only without pettingzoo
-    _ParallelEnvBase = object
+__all__ = ["DuelGame"]
 
-__all__ = [
-    "DuelEnv",
-    "DuelGame",
-    "DuelParallelEnv",
-    "DuelParams",
-    "N_MOVES",
-    "OBS_COOLDOWN",
-    "OBS_COS",
-    "OBS_HEALTH",
-    "OBS_HIT",
-    "OBS_RAYS",
-    "OBS_SIN",
-    "OBS_TIME",
-    "OBS_X",
-    "OBS_Y",
-    "OPP_COS",
-    "OPP_DIST",
-    "OPP_FWD",
-    "OPP_HEALTH",
-    "OPP_LEFT",
-    "OPP_SIN",
-    "OPP_SIZE",
-    "OPP_VISIBLE",
-    "obs_dim",
-    "opp_offset",
-    "parallel_env",
-    "ray_angles",
-]
-
-# ----------------------------------------------------------------------------- layout
-OBS_HEALTH, OBS_COOLDOWN, OBS_X, OBS_Y, OBS_SIN, OBS_COS, OBS_HIT, OBS_TIME, OBS_RAYS = range(9)
-# Offsets inside the opponent block, which starts at ``opp_offset(n_rays)``.
-OPP_VISIBLE, OPP_FWD, OPP_LEFT, OPP_DIST, OPP_SIN, OPP_COS, OPP_HEALTH = range(7)
-OPP_SIZE = 7
-#: Movement choices: stay + 8 directions.
-N_MOVES = 9
 #: Where inactive pillars are parked (far outside any arena, radius 0).
 _FAR = np.float32(1.0e4)
-
-
-def opp_offset(n_rays: int) -> int:
-    """:return: Index of the opponent block (the visible flag) for ``n_rays`` rays."""
-    return OBS_RAYS + n_rays
-
-
-def obs_dim(n_rays: int) -> int:
-    """:return: Length of one seat's observation for ``n_rays`` rays."""
-    return OBS_RAYS + n_rays + OPP_SIZE
-
-
-def ray_angles(n_rays: int) -> np.ndarray:
-    """:return: Ray directions relative to the heading, radians, evenly from -90 to +90 degrees."""
-    if n_rays == 1:
-        return np.zeros(1)
-    return np.deg2rad(np.linspace(-90.0, 90.0, n_rays))
-
 
 _MOVE_ANGLES = np.arange(N_MOVES - 1) * (np.pi / 4)
 #: Egocentric unit vectors of the movement choices (index 0 = stay).
@@ -118,100 +65,6 @@ _MOVE_COS = np.concatenate([[0.0], np.cos(_MOVE_ANGLES)]).astype(np.float32)
 _MOVE_SIN = np.concatenate([[0.0], np.sin(_MOVE_ANGLES)]).astype(np.float32)
 _MOVE_COS[np.abs(_MOVE_COS) < 1e-6] = 0.0
 _MOVE_SIN[np.abs(_MOVE_SIN) < 1e-6] = 0.0
-
-
-# ----------------------------------------------------------------------------- parameters
-@dataclass(frozen=True)
-class DuelParams:
-    """Parameters of a Duel game; all may change between episodes (``set_params``)."""
-
-    arena_size: float = 10.0
-    """Side of the square arena (metres)."""
-    n_pillars: int = 4
-    """Number of circular pillars, placed at random each episode."""
-    pillar_radius: float = 0.9
-    """Radius of each pillar."""
-    fov: float = 90.0
-    """Field of view in degrees: the opponent is seen only within +-fov/2 of the heading."""
-    view_range: float = 8.0
-    """The opponent is seen only within this distance; also the maximum ray length."""
-    max_steps: int = 400
-    """Step limit; reaching it truncates the episode as a draw."""
-    shaping: float = 0.5
-    """Scale of the dense reward terms (damage dealt/taken, time); 0 = sparse win/loss only."""
-    time_penalty: float = 0.0
-    """Per-step cost (before ``shaping``), to discourage stalling."""
-    move_speed: float = 0.2
-    """Distance moved per step."""
-    turn_speed: float = 12.0
-    """Degrees turned per step by a turn button."""
-    shot_range: float = 8.0
-    """Maximum distance of a hit."""
-    aim_tolerance: float = 7.0
-    """A shot hits when the opponent's bearing is within this many degrees of the heading."""
-    damage: float = 25.0
-    """Health removed by a hit."""
-    cooldown: int = 4
-    """Steps after a shot before the next one (0 = fire every step)."""
-    max_health: float = 100.0
-    """Health at the start of an episode."""
-    agent_radius: float = 0.3
-    """Collision radius of an agent (walls and pillars)."""
-    min_spawn_distance: float = 4.0
-    """Minimum distance between the two spawn points (relaxed if the arena is too crowded)."""
-    sight_prob: float = 0.5
-    """Probability that an opponent in view shows in a seat's observation on a given step
-    (flickering sight, as the flickering Pong of DRQN, Hausknecht & Stone 2015); 1 = always.
-    Aiming through the gaps needs memory of where the opponent was and how it moved."""
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # coerce YAML/CLI numbers to the declared type
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f"DuelParams: {f.name} must be a number, got {value!r}")
-            if f.type in ("int", int) and float(value).is_integer():
-                object.__setattr__(self, f.name, int(value))
-            elif f.type in ("float", float):
-                object.__setattr__(self, f.name, float(value))
-        checks = {
-            "arena_size": self.arena_size > 0,
-            "n_pillars": self.n_pillars >= 0 and float(self.n_pillars).is_integer(),
-            "pillar_radius": self.pillar_radius >= 0,
-            "fov": 0 < self.fov <= 360,
-            "view_range": self.view_range > 0,
-            "max_steps": self.max_steps >= 1 and float(self.max_steps).is_integer(),
-            "shaping": self.shaping >= 0,
-            "time_penalty": self.time_penalty >= 0,
-            "move_speed": self.move_speed >= 0,
-            "turn_speed": 0 <= self.turn_speed <= 180,
-            "shot_range": self.shot_range >= 0,
-            "aim_tolerance": 0 <= self.aim_tolerance < 90,
-            "damage": self.damage >= 0,
-            "cooldown": self.cooldown >= 0 and float(self.cooldown).is_integer(),
-            "max_health": self.max_health > 0,
-            "agent_radius": self.agent_radius > 0,
-            "min_spawn_distance": self.min_spawn_distance >= 0,
-            "sight_prob": 0 < self.sight_prob <= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"DuelParams: invalid {name}={getattr(self, name)!r}")
-        if self.pillar_margin() >= self.arena_size / 2 and self.n_pillars > 0:
-            raise ValueError(
-                f"DuelParams: pillars of radius {self.pillar_radius} (plus agent clearance) do not fit "
-                f"in an arena of size {self.arena_size}"
-            )
-        if 2 * self.agent_radius >= self.arena_size:
-            raise ValueError(f"DuelParams: agent_radius={self.agent_radius} too large for the arena")
-
-    def pillar_margin(self) -> float:
-        """Closest a pillar centre comes to a wall: agents always fit between pillar and wall."""
-        return self.pillar_radius + 3.0 * self.agent_radius
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        """:return: The parameter names."""
-        return tuple(f.name for f in dataclasses.fields(cls))
 
 
 # Per-env parameter rows (derived values precomputed once per episode, not per step).
@@ -887,257 +740,18 @@ class DuelGame(TwoPlayerGame):
 
     def render(self, env_index: int = 0) -> np.ndarray:
         """
-        Draw one env: arena, pillars, field-of-view wedges (occlusion included), agents with their
-        heading, shots of the last step and health bars.
+        Draw one env (see :func:`sb3_selfplay.games.duel.render.render_duel`) from its
+        :meth:`get_state` and the parameters its episode runs with.
 
         :param env_index: Which env.
         :return: RGB ``uint8`` image of shape ``(render_size, render_size, 3)``.
         """
         i = int(env_index)
-        size = self.render_size
         e = self._env_params(i)
-        L = e["L"]
-        scale = L / size
-        centres = (np.arange(size, dtype=np.float32) + 0.5) * scale
-        wx = centres[None, :]  # world x of each pixel column
-        wy = L - centres[:, None]  # world y of each pixel row (y points up)
-        img = np.empty((size, size, 3), np.float32)
-        img[:] = (235, 235, 225)
-        colours = np.array([[40, 90, 220], [220, 60, 40]], np.float32)
-        pcx, pcy, pr = self._env_pillars(i)
-        half_fov = math.acos(min(1.0, max(-1.0, e["cos_half_fov"])))
-        for s in range(2):
-            ax, ay, ang = float(self.px[i, s]), float(self.py[i, s]), float(self.ang[i, s])
-            dx, dy = wx - ax, wy - ay
-            dist = np.sqrt(dx * dx + dy * dy)
-            rel = np.remainder(np.arctan2(dy, dx) - ang + np.pi, 2 * np.pi) - np.pi
-            wedge = (dist <= e["view_range"]) & (np.abs(rel) <= half_fov)
-            for cx, cy, r in zip(pcx, pcy, pr):  # occluded pixels: segment to pixel cuts a pillar
-                t = np.clip(((cx - ax) * dx + (cy - ay) * dy) / np.maximum(dist * dist, 1e-9), 0, 1)
-                wedge &= (ax + t * dx - cx) ** 2 + (ay + t * dy - cy) ** 2 >= r * r
-            img[wedge] = 0.8 * img[wedge] + 0.2 * colours[s]
-        for cx, cy, r in zip(pcx, pcy, pr):
-            img[(wx - cx) ** 2 + (wy - cy) ** 2 <= r * r] = (110, 110, 110)
-        ra = e["agent_radius"]
-        for s in range(2):
-            ax, ay, ang = float(self.px[i, s]), float(self.py[i, s]), float(self.ang[i, s])
-            img[(wx - ax) ** 2 + (wy - ay) ** 2 <= ra * ra] = colours[s]
-            length = 2.5 * ra
-            if self.last_shot[i, s]:
-                if self.last_hit[i, s]:
-                    o = 1 - s
-                    length = math.hypot(float(self.px[i, o]) - ax, float(self.py[i, o]) - ay)
-                else:
-                    length = min(e["shot_range"], self._ray_length(i, s))
-            colour = (20, 20, 20) if self.last_shot[i, s] else (255, 255, 255)
-            self._draw_segment(img, ax, ay, ang, length, scale, L, colour)
-        # Health bars along the top edge.
-        bar_h = max(2, size // 40)
-        for s in range(2):
-            frac = max(0.0, float(self.health[i, s]) * e["inv_max_health"])
-            x0 = s * size // 2 + 2
-            width = int((size // 2 - 4) * frac)
-            img[1 : 1 + bar_h, x0 : x0 + size // 2 - 4] = (60, 60, 60)
-            img[1 : 1 + bar_h, x0 : x0 + width] = colours[s]
-        img[[0, -1], :] = 0
-        img[:, [0, -1]] = 0
-        return np.clip(img, 0, 255).astype(np.uint8)
-
-    def _ray_length(self, i: int, seat: int) -> float:
-        """Distance from agent ``seat`` of env ``i`` along its heading to a wall or pillar."""
-        sl = slice(i, i + 1)
-        one = np.ones((1, 1, 1), np.float32)
-        rays = self._rays(self._state[:, sl], self._pil[:, :, sl], self._pe[:, sl], one, 0 * one)
-        return float(rays[0, 0, seat])
-
-    @staticmethod
-    def _draw_segment(
-        img: np.ndarray, x: float, y: float, ang: float, length: float, scale: float, L: float, colour: tuple
-    ) -> None:
-        """Draw a line from ``(x, y)`` along ``ang`` (world units) with sampled points."""
-        size = img.shape[0]
-        t = np.linspace(0.0, length, max(2, int(length / scale) * 2))
-        cols = np.clip(((x + t * math.cos(ang)) / scale).astype(int), 0, size - 1)
-        rows = np.clip(((L - (y + t * math.sin(ang))) / scale).astype(int), 0, size - 1)
-        img[rows, cols] = colour
-
-
-# ----------------------------------------------------------------------------- gymnasium view
-class DuelEnv(gym.Env):
-    """
-    Duel as a single-agent gymnasium env: the learner plays seat 0 against a scripted bot.
-
-    The game resets itself when an episode ends; as gymnasium asks, the observation returned
-    with ``terminated``/``truncated`` is the final one, and ``reset()`` starts the next episode.
-
-    :param opponent: Name of the scripted bot in seat 1 (see :data:`sb3_selfplay.games.bots.BOTS`).
-    :param opponent_kwargs: Keyword arguments of the bot, e.g. its difficulty
-        ``{"reaction_steps": 5, "aim_noise": 6.0}``.
-    :param render_mode: ``None`` or ``"rgb_array"``.
-    :param n_rays: Number of distance rays in the observation.
-    :param params: :class:`DuelParams` fields.
-    """
-
-    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20}
-
-    def __init__(
-        self,
-        opponent: str = "hunter",
-        render_mode: str | None = None,
-        n_rays: int = 5,
-        opponent_kwargs: dict[str, Any] | None = None,
-        **params: Any,
-    ) -> None:
-        from sb3_selfplay.games.bots import make_bot  # bots read this module's layout
-
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unsupported render_mode {render_mode!r}; supported: {self.metadata['render_modes']}")
-        self.render_mode = render_mode
-        self.game = DuelGame(num_envs=1, n_rays=n_rays, **params)
-        self.observation_space = self.game.observation_space
-        self.action_space = self.game.action_space
-        self.opponent_name = opponent
-        self.bot = make_bot(opponent, 1, self.action_space, **(opponent_kwargs or {}))
-        self._obs = self.game._obs
-        self._bot_start = np.ones(1, bool)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Start a new episode; the game and the bot draw their seeds from the env's generator."""
-        super().reset(seed=seed)
-        game_seed, bot_seed = self.np_random.integers(0, 2**63 - 1, size=2).tolist()
-        self._obs = self.game.reset(seed=game_seed)
-        self.bot.seed(bot_seed)
-        self._bot_start[:] = True
-        return self._obs[0, 0].copy(), {}
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """
-        Play one step (the bot acts for seat 1).
-
-        At the end of an episode the info holds ``outcome``, ``is_success`` (the learner won, which
-        SB3 logs as ``rollout/success_rate``), ``episode`` (the learner's return and the length),
-        ``opponent_return``, and the per-seat ``metrics`` and ``reward_components`` (seat 0 first).
-        """
-        bot_action = self.bot.act(self._obs[:, 1], self._bot_start)
-        actions = np.stack([np.asarray(action, dtype=np.int64).reshape(4), bot_action[0]])[None]
-        obs, rewards, terminated, truncated, infos = self.game.step(actions)
-        self._obs = obs
-        done = bool(terminated[0] or truncated[0])
-        self._bot_start[:] = done
-        if not done:
-            return obs[0, 0].copy(), float(rewards[0, 0]), False, False, {}
-        end = infos[0]
-        info = {
-            "outcome": end["outcome"],
-            "is_success": end["outcome"]["winner"] == 0,
-            "episode": {"r": end["episode"]["r"][0], "l": end["episode"]["l"]},
-            "opponent_return": end["episode"]["r"][1],
-            "metrics": end["metrics"],
-            "reward_components": end["reward_components"],
-            "TimeLimit.truncated": end["TimeLimit.truncated"],
+        params = {
+            **self.get_params(),
+            "agent_radius": e["agent_radius"],
+            "shot_range": e["shot_range"],
+            "max_health": 1.0 / e["inv_max_health"],
         }
-        last = end["terminal_observation"][0].copy()
-        return last, float(rewards[0, 0]), bool(terminated[0]), bool(truncated[0]), info
-
-    def set_params(self, **params: Any) -> None:
-        """Change game parameters from the next episode on (e.g. ``vec_env.env_method("set_params", fov=60)``)."""
-        self.game.set_params(**params)
-
-    def render(self) -> np.ndarray | None:
-        """:return: An RGB frame of the game (``render_mode="rgb_array"``), else ``None``."""
-        if self.render_mode is None:
-            gym.logger.warn("DuelEnv.render() called without render_mode='rgb_array'")
-            return None
-        return self.game.render(0)
-
-    def close(self) -> None:
-        self.game.close()
-
-
-# ----------------------------------------------------------------------------- PettingZoo view
-class DuelParallelEnv(_ParallelEnvBase):
-    """
-    One Duel game as a PettingZoo ``ParallelEnv`` with agents ``player_0`` and ``player_1``.
-
-    :param render_mode: ``None`` or ``"rgb_array"``.
-    :param n_rays: Number of distance rays in the observation.
-    :param params: :class:`DuelParams` fields.
-    """
-
-    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "name": "duel_v0", "is_parallelizable": True, "render_fps": 20}
-
-    def __init__(self, render_mode: str | None = None, n_rays: int = 5, **params: Any) -> None:
-        self.render_mode = render_mode
-        self.game = DuelGame(num_envs=1, n_rays=n_rays, **params)
-        self.possible_agents = ["player_0", "player_1"]
-        self.agents: list[str] = []
-        self._obs_space = self.game.observation_space
-        self._act_space = self.game.action_space
-        self.observation_spaces = dict.fromkeys(self.possible_agents, self._obs_space)
-        self.action_spaces = dict.fromkeys(self.possible_agents, self._act_space)
-
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - the same object each call, as PettingZoo asks
-    def observation_space(self, agent: str) -> spaces.Space:
-        return self._obs_space
-
-    @functools.lru_cache(maxsize=None)  # noqa: B019
-    def action_space(self, agent: str) -> spaces.Space:
-        return self._act_space
-
-    def reset(
-        self, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-        obs = self.game.reset(seed=seed)
-        self.agents = list(self.possible_agents)
-        return {a: obs[0, k] for k, a in enumerate(self.agents)}, {a: {} for a in self.agents}
-
-    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        if not self.agents:
-            raise RuntimeError("DuelParallelEnv.step() called after the episode ended; call reset()")
-        missing = [a for a in self.possible_agents if a not in actions]
-        if missing:
-            raise ValueError(f"DuelParallelEnv.step: missing actions for {missing}")
-        act = np.stack([np.asarray(actions[a], dtype=np.int64).reshape(4) for a in self.possible_agents])[None]
-        obs, rewards, terminated, truncated, infos = self.game.step(act)
-        info = infos[0]
-        done = bool(terminated[0] or truncated[0])
-        if done:
-            obs = info["terminal_observation"][None]
-        agents = self.agents
-        out = (
-            {a: obs[0, k].copy() for k, a in enumerate(agents)},
-            {a: float(rewards[0, k]) for k, a in enumerate(agents)},
-            dict.fromkeys(agents, bool(terminated[0])),
-            dict.fromkeys(agents, bool(truncated[0])),
-            {a: dict(info) for a in agents},
-        )
-        if done:
-            self.agents = []
-        return out
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None:
-            gym.logger.warn("DuelParallelEnv.render() called without render_mode='rgb_array'")
-            return None
-        return self.game.render(0)
-
-    def set_params(self, **params: Any) -> None:
-        """Change game parameters from the next ``reset()`` on."""
-        self.game.set_params(**params)
-
-    def state(self) -> np.ndarray:
-        """Global state: both seats' observations concatenated."""
-        return self.game._obs[0].reshape(-1).copy()
-
-    def close(self) -> None:
-        self.game.close()
-
-
-def parallel_env(**params: Any) -> DuelParallelEnv:
-    """
-    PettingZoo-style constructor: ``duel.parallel_env(fov=60, render_mode="rgb_array")``.
-
-    :param params: :class:`DuelParallelEnv` arguments and :class:`DuelParams` fields.
-    :return: The env.
-    """
-    return DuelParallelEnv(**params)
+        return render_duel(self.get_state(i), params, self.render_size)
