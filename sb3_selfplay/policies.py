@@ -71,9 +71,25 @@ class HybridMlpPolicy(HybridHeadMixin, ActorCriticPolicy):
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
         self.head_entropy_log: list[tuple[th.Tensor, th.Tensor]] = []
 
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's ``set_training_mode``; entering training mode (the start of every ``train()`` of
+        SB3's PPO and A2C) also clears :attr:`head_entropy_log`, so it holds one update at most."""
+        if mode:
+            self.head_entropy_log.clear()
+        super().set_training_mode(mode)
+
+    def pop_head_entropies(self) -> tuple[float, float] | None:
+        """Mean (categorical, Bernoulli) entropies recorded since the last call, then clear the log."""
+        if not self.head_entropy_log:
+            return None
+        ent = th.stack([th.stack(pair) for pair in self.head_entropy_log]).mean(dim=0)
+        self.head_entropy_log.clear()
+        return float(ent[0]), float(ent[1])
+
     def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        """SB3's ``evaluate_actions``; on hybrid spaces also records per-head mean entropies
-        (read and cleared by :class:`sb3_selfplay.PPO` to log them)."""
+        """SB3's ``evaluate_actions``; on hybrid spaces also records per-head mean entropies of
+        the current ``train()`` call (:class:`sb3_selfplay.PPO` logs them with
+        :meth:`pop_head_entropies`; under other algorithms the log is cleared at each update)."""
         features = self.extract_features(obs)
         if self.share_features_extractor:
             latent_pi, latent_vf = self.mlp_extractor(features)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch as th
 from stable_baselines3 import PPO as SB3PPO
 from stable_baselines3.common.policies import BasePolicy
 
@@ -25,10 +24,10 @@ class PPO(SB3PPO):
     }
 
     def train(self) -> None:
+        """SB3's ``train``, then the per-head entropies of this update when the policy has them."""
         super().train()
-        log = getattr(self.policy, "head_entropy_log", None)
-        if log:
-            ent = th.stack([th.stack(pair) for pair in log]).mean(dim=0)
-            self.logger.record("train/entropy_categorical", float(ent[0]))
-            self.logger.record("train/entropy_bernoulli", float(ent[1]))
-            log.clear()
+        if isinstance(self.policy, HybridMlpPolicy):
+            heads = self.policy.pop_head_entropies()
+            if heads is not None:
+                self.logger.record("train/entropy_categorical", heads[0])
+                self.logger.record("train/entropy_bernoulli", heads[1])

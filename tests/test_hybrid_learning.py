@@ -82,3 +82,26 @@ def test_hybrid_policy_is_plain_mlp_on_other_spaces():
     model = PPO(HybridMlpPolicy, "CartPole-v1", n_steps=16, batch_size=16)
     assert isinstance(model.policy.action_dist, CategoricalDistribution)
     model.learn(32)
+
+
+@pytest.mark.parametrize("algo", ["PPO", "A2C"])
+def test_head_entropy_log_is_bounded_under_sb3_algorithms(algo):
+    """Under SB3's own PPO/A2C (nobody reads the log) it holds one train() call at most, not all of them."""
+    import stable_baselines3
+
+    algo_cls = getattr(stable_baselines3, algo)
+    kwargs = dict(n_steps=16, batch_size=16, n_epochs=2) if algo == "PPO" else dict(n_steps=16)
+    per_train = 2 * 2 if algo == "PPO" else 1  # epochs x minibatches of 2 envs x 16 steps / A2C: one
+    model = algo_cls(HybridMlpPolicy, DummyVecEnv([CueEnv] * 2), seed=0, **kwargs)
+    lengths = []
+    for _ in range(3):
+        model.learn(32, reset_num_timesteps=False)  # one rollout, one train() call
+        lengths.append(len(model.policy.head_entropy_log))
+    assert lengths == [per_train] * 3
+
+
+def test_head_entropy_log_is_consumed_by_our_ppo():
+    model = PPO(HybridMlpPolicy, DummyVecEnv([CueEnv] * 2), n_steps=16, batch_size=16, n_epochs=2, seed=0)
+    for _ in range(2):
+        model.learn(32, reset_num_timesteps=False)
+        assert model.policy.head_entropy_log == []
