@@ -1,0 +1,177 @@
+"""Evaluate a trained agent (rl_zoo3's enjoy): games against an opponent, or episodes of a gymnasium env.
+
+    sb3-selfplay enjoy --algo rppo --env Duel-v0 -f logs --exp-id 0 --opponent hunter --games 50
+    sb3-selfplay enjoy --algo rppo --env Duel-v0 --opponent snap_00003_step150000 --record replays/
+    sb3-selfplay enjoy --algo rppo --env Duel-v0 --opponent other_run/Duel-v0.zip --load-best
+    sb3-selfplay enjoy --algo rppo --env CartPoleNoVel-v1 --games 10
+
+(``python zoo_scripts/enjoy.py ...`` and ``python -m sb3_selfplay enjoy ...`` are the same.)
+For a self-play game it prints wins/draws/losses with 95% confidence intervals; ``--opponent``
+is a bot name, a snapshot id of the run's pool or a model file. ``--record DIR`` saves each game
+as a replay (render with ``sb3-selfplay replay``). A bad flag, run folder or opponent exits
+with status 2 and one line naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+
+from sb3_selfplay.experiment import (
+    ALGOS,
+    ConfigError,
+    ExperimentSettings,
+    latest_run_dir,
+    load_obs_normalizer,
+    make_env,
+    make_game,
+    run_model_path,
+    run_settings,
+)
+from sb3_selfplay.metrics import play_games
+from sb3_selfplay.replays import EpisodeRecorder, RecordedEpisode, make_replay, save_replay
+from sb3_selfplay.selfplay import OpponentPool
+
+Z95 = 1.959964
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The flags of ``enjoy`` (rl_zoo3's names where they exist)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", choices=sorted(ALGOS), default="rppo")
+    p.add_argument("--env", default="Duel-v0")
+    p.add_argument("-f", "--folder", "--log-folder", dest="folder", default="logs", help="root of the run folders")
+    p.add_argument("--exp-id", type=int, default=0, help="run number (0: the latest)")
+    p.add_argument("--load-best", action="store_true", help="load best_model.zip")
+    p.add_argument("--load-checkpoint", type=int, default=None, help="load rl_model_<N>_steps.zip")
+    p.add_argument("--load-last-checkpoint", action="store_true", help="load the latest checkpoint")
+    p.add_argument("--opponent", default="hunter", help="bot name, snapshot id of the run's pool, or model file")
+    p.add_argument("--games", "-n", type=int, default=20, help="games (gymnasium env: episodes)")
+    p.add_argument("--deterministic", action="store_true", help="play the most likely action")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--record", metavar="DIR", default=None, help="save every game as a replay file in DIR")
+    p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    return p
+
+
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summary(results: list[dict[str, Any]], opponent: str) -> str:
+    """One line: W/D/L, win rate and score with 95% intervals."""
+    n = len(results)
+    wins = sum(r["outcome"] == "win" for r in results)
+    draws = sum(r["outcome"] == "draw" for r in results)
+    scores = np.array([r["score"] for r in results], dtype=np.float64)
+    lo, hi = wilson(wins, n)
+    half = Z95 * scores.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+    return (f"{n} games vs {opponent}: {wins} wins / {draws} draws / {n - wins - draws} losses; "
+            f"win rate {wins / n:.2f} (95% CI {lo:.2f}-{hi:.2f}); score {scores.mean():.2f} +/- {half:.2f}")
+
+
+def save_replays(episodes: list[tuple[RecordedEpisode, dict[str, Any]]], out: Path, meta: dict[str, Any]) -> int:
+    """Write one replay per recorded game; returns how many."""
+    out.mkdir(parents=True, exist_ok=True)
+    for k, (ep, result) in enumerate(episodes):
+        info = {**meta, "opponent": result.get("opponent"), "learner_seat": result.get("seat"),
+                "outcome": result.get("outcome"), "return": result.get("return"), "length": ep.length,
+                "env_slot": ep.slot, "frame_stride": ep.stride, "terminal_frame": ep.terminal_frame}
+        if result.get("opponent") is None:
+            name = f"episode{k:03d}_ret{float(result.get('return') or 0.0):+.1f}"
+        else:
+            opp = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(result["opponent"])).name)[:40]
+            name = f"game{k:03d}_{result.get('outcome')}_vs_{opp}"
+        save_replay(out / f"{name}.replay.json.gz", make_replay(ep.frames, info, ep.game_params))
+    return len(episodes)
+
+
+def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
+    """Games of ``model`` against ``--opponent`` in a two-player game: a summary line, replays on ``--record``."""
+    game = make_game(settings, args.games)
+    recorder = EpisodeRecorder(game) if args.record else None
+    pool = OpponentPool(run_dir / "pool") if (run_dir / "pool").is_dir() else None
+    normalizer = load_obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl")
+    try:
+        results = play_games(model, game, args.opponent, seed=args.seed, deterministic=args.deterministic, pool=pool,
+                             obs_transform=normalizer, recorder=recorder)
+    except ValueError as exc:
+        raise ConfigError(f"--opponent: {exc}") from None
+    print(f"{settings.env_id}: {summary(results, args.opponent)}")
+    if args.record:
+        meta = {"env_id": settings.env_id, "learner_step": int(model.num_timesteps), "seed": args.seed}
+        n = save_replays([(r["episode"], r) for r in results if "episode" in r], Path(args.record), meta)
+        print(f"Saved {n} replays to {args.record}")
+
+
+def enjoy_gym(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
+    """Episodes of ``model`` in a gymnasium env: mean return, replays on ``--record``."""
+    env = make_env(settings, seed=args.seed, n_envs=1, training=False,
+                   vecnormalize_path=_existing(run_dir / settings.env_id / "vecnormalize.pkl"))
+    recorder = EpisodeRecorder(None, num_envs=1) if args.record else None
+    obs = env.reset()
+    if recorder is not None:
+        recorder.reset(obs=obs)
+    returns, recorded = [], []
+    state, start = None, np.ones(1, dtype=bool)
+    while len(returns) < args.games:
+        action, state = model.predict(obs, state=state, episode_start=start, deterministic=args.deterministic)
+        obs, _, start, infos = env.step(action)
+        if recorder is not None:
+            recorded += recorder.step(start, infos, obs, action)
+        if start[0] and "episode" in infos[0]:
+            returns.append(float(infos[0]["episode"]["r"]))
+    env.close()
+    print(f"{settings.env_id}: {len(returns)} episodes, mean return {np.mean(returns):.2f} +/- {np.std(returns):.2f}")
+    if args.record:
+        pairs = [(ep, {"return": r, "outcome": None, "opponent": None})
+                 for ep, r in zip(recorded, returns, strict=False)]
+        n = save_replays(pairs, Path(args.record), {"env_id": settings.env_id, "seed": args.seed})
+        print(f"Saved {n} replays to {args.record}")
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run ``enjoy``; returns the exit status (0 ok, 2 bad flag, run folder or opponent)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
+    try:
+        if args.games < 1:
+            raise ConfigError(f"--games: need at least 1, got {args.games}")
+        run_dir = latest_run_dir(args.folder, args.algo, args.env, args.exp_id)
+        settings = run_settings(run_dir, args.env, args.algo)
+        path = run_model_path(run_dir, args.env, args.load_best, args.load_checkpoint, args.load_last_checkpoint)
+        model = ALGOS[args.algo].load(str(path), device=args.device)
+        print(f"Loaded {path}")
+        if settings.is_selfplay:
+            enjoy_selfplay(args, settings, model, run_dir)
+        else:
+            enjoy_gym(args, settings, model, run_dir)
+    except ConfigError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

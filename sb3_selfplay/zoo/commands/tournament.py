@@ -1,0 +1,118 @@
+"""Round-robin tournament between trained agents, pool snapshots and bots -> Bradley-Terry ratings.
+
+    sb3-selfplay tournament --run logs/rppo/Duel-v0_1 --snapshots 4 --games 40
+    sb3-selfplay tournament --models a.zip b.zip --bots random turret hunter --env Duel-v0 -o results/
+
+(``python zoo_scripts/tournament.py ...`` and ``python -m sb3_selfplay tournament ...`` are the same.)
+Players: from ``--run`` the final and best models and the last ``--snapshots`` snapshots of its
+pool; ``--models`` files; ``--bots``. Writes ``ratings.md``, ``ratings.csv`` and ``ratings.png``
+(Bradley-Terry ratings anchored at ``random`` = 1200, 95% bootstrap intervals) to ``--out``
+(default ``<run>/tournament`` or ``tournament/``) and prints the table. A bad player, flag or game
+exits with status 2 and one line naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch as th
+
+from sb3_selfplay.experiment import ALGOS, ConfigError, run_settings
+from sb3_selfplay.games.bots import BOTS
+from sb3_selfplay.selfplay import OpponentPool, ratings_table, run_tournament, tournament_report
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The flags of ``tournament``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", default=None, help="run folder: its final/best models and pool snapshots play")
+    p.add_argument("--snapshots", type=int, default=3, help="latest pool snapshots of --run that play")
+    p.add_argument("--models", nargs="*", default=[], help="model files (.zip) that play")
+    p.add_argument("--bots", nargs="*", default=["random", "turret", "hunter"], help="scripted bots that play")
+    p.add_argument("--env", default=None, help="game id (default: from --run's folder name)")
+    p.add_argument("--algo", choices=sorted(ALGOS), default=None, help="algo of --run (default: its parent folder)")
+    p.add_argument("--games", type=int, default=20, help="games per pair of players")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true", help="policies play their most likely action")
+    p.add_argument("-o", "--out", default=None, help="output folder")
+    p.add_argument("--max-envs", type=int, default=256, help="games run at once (a progress line per batch)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    p.add_argument("-P", "--progress", action="store_true", help="print progress")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    return p
+
+
+def _name(path: Path, taken: dict[str, Any]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "model"
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    return name
+
+
+def gather_players(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[str, Any], OpponentPool | None]:
+    """Players by name, the game id, game parameters and the pool (for snapshot ids)."""
+    players: dict[str, Any] = {}
+    env_id, params, pool = args.env, {}, None
+    if args.run:
+        run = Path(args.run)
+        if not run.is_dir():
+            raise ConfigError(f"--run: run folder not found: {run}")
+        env_id = env_id or run.name.rsplit("_", 1)[0]
+        algo = args.algo or run.parent.name
+        if (run / env_id / "config.yml").is_file() and algo in ALGOS:
+            params = dict(run_settings(run, env_id, algo).env_kwargs)
+        for label, file in (("final", run / f"{env_id}.zip"), ("best", run / "best_model.zip")):
+            if file.is_file():
+                players[label] = str(file)
+        if (run / "pool").is_dir() and args.snapshots > 0:
+            pool = OpponentPool(run / "pool")
+            for snap in pool.snapshot_ids()[-args.snapshots:]:
+                players[snap] = snap
+    for model in args.models:
+        path = Path(model)
+        if not path.is_file():
+            raise ConfigError(f"--models: model file not found: {path}")
+        players[_name(path, players)] = str(path)
+    unknown = [b for b in args.bots if b not in BOTS]
+    if unknown:
+        raise ConfigError(f"--bots: unknown bots {unknown} (known: {', '.join(sorted(BOTS))})")
+    players.update({b: b for b in args.bots})
+    if env_id is None:
+        raise ConfigError("--env: needed without --run")
+    if len(players) < 2:
+        raise ConfigError(f"a tournament needs at least two players, got {list(players)}")
+    return players, env_id, params, pool
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run ``tournament``; returns the exit status (0 ok, 2 bad player, flag or game)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
+    try:
+        players, env_id, params, pool = gather_players(args)
+        print(f"{env_id} tournament: {len(players)} players, {args.games} games per pair: {', '.join(players)}")
+        results = run_tournament(players, env_id, games_per_pair=args.games, seed=args.seed,
+                                 deterministic=args.deterministic, game_params=params, progress=args.progress,
+                                 pool=pool, max_envs=args.max_envs, device=args.device)
+    except (ConfigError, ValueError) as exc:
+        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else (Path(args.run) / "tournament" if args.run else Path("tournament"))
+    fit = tournament_report(results, out, n_bootstrap=args.bootstrap, seed=args.seed)
+    print(ratings_table(fit), end="")
+    print(f"Wrote {out / 'ratings.md'}, {out / 'ratings.csv'} and {out / 'ratings.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Train an agent with rl_zoo3's flags, or tune its hyperparameters with Optuna.
+
+    sb3-selfplay train --algo rppo --env Duel-v0
+    sb3-selfplay train --algo rppo --env CartPoleNoVel-v1 -n 50000 --seed 0
+    sb3-selfplay train --algo rppo --env Duel-v0 --debug --debug-ticks 512
+    sb3-selfplay train --algo rppo --env Duel-v0 -n 300000 --report   # + tournament, plots, replays
+    sb3-selfplay train --algo rppo --env Duel-v0 -i logs/rppo/Duel-v0_1/rl_model_100000_steps.zip
+    sb3-selfplay train --algo rppo --env Duel-v0 -optimize --n-trials 50 --storage study.log
+
+(``python zoo_scripts/train.py ...`` and ``python -m sb3_selfplay train ...`` are the same.)
+Runs go to ``<log-folder>/<algo>/<env>_<N>/``. Without ``-conf`` the hyperparameters come from the
+installed ``hyperparams/<algo>.yml``. A bad hyperparameter file, key, type or env id exits with
+status 2 and one line naming it; a NaN loss stops training with status 1 and keeps the last good
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import torch as th
+
+from sb3_selfplay.experiment import (
+    ALGOS,
+    ConfigError,
+    RunOptions,
+    debug_report,
+    debug_settings,
+    load_hyperparams,
+    parse_overrides,
+    report_run,
+    train,
+)
+from sb3_selfplay.zoo.hyperparams import default_hyperparams_file
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The flags of ``train`` (rl_zoo3's names where they exist)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", choices=sorted(ALGOS), default="rppo", help="algorithm")
+    p.add_argument("--env", default="Duel-v0", help="env id (gymnasium env or registered two-player game)")
+    p.add_argument("-n", "--n-timesteps", "--timesteps", dest="n_timesteps", type=int, default=-1,
+                   help="training steps (default: the hyperparameter file's n_timesteps)")
+    p.add_argument("-f", "--log-folder", default="logs", help="root of the run folders")
+    p.add_argument("-conf", "--conf-file", "--config", dest="conf_file", default=None,
+                   help="hyperparameter YAML (default: the installed hyperparams/<algo>.yml)")
+    p.add_argument("--seed", type=int, default=-1, help="random seed (-1: random)")
+    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    p.add_argument("-tb", "--tensorboard-log", default="", help="TensorBoard log folder")
+    p.add_argument("--eval-freq", type=int, default=25000, help="steps between evaluations (<= 0: none)")
+    p.add_argument("--eval-episodes", type=int, default=None,
+                   help="evaluation episodes (self-play: games per evaluation opponent)")
+    p.add_argument("--n-eval-envs", type=int, default=1, help="envs of the evaluation env (gymnasium envs)")
+    p.add_argument("--save-freq", type=int, default=-1, help="steps between checkpoints (<= 0: none)")
+    p.add_argument("-i", "--trained-agent", default="", help="model .zip or run folder to continue from")
+    p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="KEY:VALUE",
+                   help="override hyperparameters, e.g. n_steps:64 learning_rate:lin_1e-3 selfplay.save_steps:5000")
+    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="KEY:VALUE", help="env/game keyword arguments")
+    p.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy", help="VecEnv class (gymnasium envs)")
+    p.add_argument("-P", "--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--verbose", type=int, default=1, help="0: quiet, 1: logs, 2: debug")
+    p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    p.add_argument("--gym-packages", nargs="+", default=[], help="modules to import so they register envs")
+    p.add_argument("--allow-import", nargs="+", default=[], metavar="PREFIX",
+                   help="module prefixes trusted for dotted class paths in the YAML")
+    p.add_argument("--debug", action="store_true", help="a tiny smoke run of every feature the section turns on")
+    p.add_argument("--debug-ticks", type=int, default=512, help="env steps of a --debug run")
+    p.add_argument("--report", action="store_true",
+                   help="after training: a tournament against the evaluation set, plots, and where the replays are")
+    p.add_argument("--report-games", type=int, default=20, help="games per pair in the --report tournament")
+    tune = p.add_argument_group("hyperparameter optimisation (Optuna)")
+    tune.add_argument("-optimize", "--optimize-hyperparameters", dest="optimize", action="store_true",
+                      help="search hyperparameters instead of training")
+    tune.add_argument("--n-trials", type=int, default=500, help="trials of this process")
+    tune.add_argument("--max-total-trials", type=int, default=None, help="trials of the whole study (all processes)")
+    tune.add_argument("--n-jobs", type=int, default=1, help="parallel trials in this process")
+    tune.add_argument("--sampler", choices=["tpe", "random", "auto"], default="tpe", help="Optuna sampler")
+    tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median", help="Optuna pruner")
+    tune.add_argument("--n-startup-trials", type=int, default=10, help="random trials before TPE / pruning")
+    tune.add_argument("--n-evaluations", type=int, default=None, help="evaluations (pruning reports) per trial")
+    tune.add_argument("--storage", default=None, help="journal file (.log) or database URL shared by workers")
+    tune.add_argument("--study-name", default=None, help="study name (workers with the same name share it)")
+    return p
+
+
+def run_options(args: argparse.Namespace, seed: int) -> RunOptions:
+    """The run options of the parsed flags (``--debug``: evaluations and checkpoints within the budget)."""
+    options = RunOptions(
+        log_folder=args.log_folder, seed=seed, device=args.device, tensorboard_log=args.tensorboard_log,
+        eval_freq=args.eval_freq, eval_episodes=args.eval_episodes, save_freq=args.save_freq,
+        trained_agent=args.trained_agent, vec_env=args.vec_env, progress=args.progress, verbose=args.verbose,
+        allowed_prefixes=tuple(args.allow_import), n_eval_envs=args.n_eval_envs,
+    )
+    if args.debug:  # every feature fires within the tiny budget
+        half = max(args.debug_ticks // 2, 1)
+        options = dataclasses.replace(options, eval_freq=half, save_freq=half)
+    return options
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run ``train``; returns the exit status (0 ok, 1 training stopped or debug check failed, 2 bad config)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.num_threads > 0:
+        th.set_num_threads(args.num_threads)
+    for module in args.gym_packages:
+        importlib.import_module(module)
+    seed = int(np.random.randint(2**31 - 1)) if args.seed < 0 else args.seed
+    if args.conf_file is None:  # recorded in the run's args.yml
+        args.conf_file = str(default_hyperparams_file(args.algo))
+    try:
+        settings = load_hyperparams(args.conf_file, args.env, args.algo, parse_overrides(args.hyperparams, "-params"),
+                                    parse_overrides(args.env_kwargs, "--env-kwargs"))
+        budget = args.n_timesteps if args.n_timesteps > 0 else None
+        if budget is not None and not args.optimize:  # with -optimize, -n is the budget of one trial
+            settings = dataclasses.replace(settings, n_timesteps=budget)
+        if args.debug:
+            settings = debug_settings(settings, args.debug_ticks)
+        options = run_options(args, seed)
+        if args.verbose >= 1:
+            print(f"Seed: {seed}")
+        if args.optimize:
+            from sb3_selfplay.tuning import TuneOptions, optimize
+
+            optimize(settings, options, TuneOptions(
+                n_trials=args.n_trials, max_total_trials=args.max_total_trials, n_jobs=args.n_jobs,
+                sampler=args.sampler, pruner=args.pruner, n_startup_trials=args.n_startup_trials,
+                n_evaluations=args.n_evaluations, storage=args.storage, study_name=args.study_name,
+                n_timesteps=budget,
+            ))
+            return 0
+        result = train(settings, options, vars(args))
+    except ConfigError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    if result.stopped is not None and result.stopped != "interrupted":
+        checkpoint = result.callbacks.get("checkpoint")
+        saved = getattr(checkpoint, "saved", [])
+        kept = f"last good checkpoint: {saved[-1]}" if saved else "no checkpoint was saved"
+        print(f"{parser.prog}: {result.stopped} ({kept})", file=sys.stderr)
+        return 1
+    print(f"Saved model to {result.model_path}")
+    if args.report:
+        print("\n".join(report_run(result.run_dir, settings, games=args.report_games, seed=seed)))
+    if args.debug:
+        ok, lines = debug_report(result, settings)
+        print("\n".join(lines))
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
