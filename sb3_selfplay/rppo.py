@@ -24,6 +24,18 @@ from sb3_selfplay.policies import POLICY_ALIASES, RecurrentPolicy
 from sb3_selfplay.spaces import check_action_space
 
 
+def masked_mean(values: th.Tensor, mask: th.Tensor, n_valid: th.Tensor | None = None) -> th.Tensor:
+    """Mean of ``values`` over the rows where ``mask`` is True; other rows are selected out, so an
+    inf or NaN there changes neither the result nor its gradient.
+
+    :param values: ``(n,)`` tensor
+    :param mask: ``(n,)`` bool tensor, True on valid rows
+    :param n_valid: ``mask.sum()`` if already known (at least 1 is used)
+    """
+    count = mask.sum() if n_valid is None else n_valid
+    return th.where(mask, values, th.zeros((), dtype=values.dtype, device=values.device)).sum() / count.clamp_min(1)
+
+
 class RecurrentPPO(ContribRecurrentPPO):
     """
     Recurrent PPO (LSTM or GRU) with truncated BPTT and one core call per minibatch.
@@ -336,10 +348,9 @@ class RecurrentPPO(ContribRecurrentPPO):
             for data in self.rollout_buffer.get(self.batch_size):
                 mask = data.mask
                 n_valid = mask.sum().clamp_min(1)
-                maskf = mask.float()
 
-                def masked_mean(t: th.Tensor) -> th.Tensor:
-                    return (t * maskf).sum() / n_valid
+                def mean_valid(t: th.Tensor) -> th.Tensor:
+                    return masked_mean(t, mask, n_valid)
 
                 actions = data.actions
                 if isinstance(self.action_space, spaces.Discrete):
@@ -348,38 +359,42 @@ class RecurrentPPO(ContribRecurrentPPO):
                     values, log_prob, entropy, distribution = self.policy.evaluate_sequences(
                         data.observations, actions, data.lstm_states
                     )
-                values = values.flatten().float()
-                log_prob = log_prob.float()
+                # Padded rows are selected out here (not multiplied by 0), so whatever they hold
+                # (an inf log-prob of a masked action, say) reaches neither the losses nor the gradients.
+                values = th.where(mask, values.flatten().float(), data.old_values)
+                log_prob = th.where(mask, log_prob.float(), data.old_log_prob)
+                if entropy is not None:
+                    entropy = th.where(mask, entropy.float(), 0.0)
                 advantages = data.advantages
                 if self.normalize_advantage:
-                    mean = masked_mean(advantages)
-                    std = (((advantages - mean) ** 2 * maskf).sum() / (n_valid - 1).clamp_min(1)).sqrt()
+                    mean = mean_valid(advantages)
+                    std = (mean_valid((advantages - mean) ** 2) * n_valid / (n_valid - 1).clamp_min(1)).sqrt()
                     advantages = (advantages - mean) / (std + 1e-8)
 
                 log_ratio = log_prob - data.old_log_prob
                 ratio = th.exp(log_ratio)
-                policy_loss = -masked_mean(
+                policy_loss = -mean_valid(
                     th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range))
                 )
                 if clip_range_vf is None:
                     values_pred = values
                 else:
                     values_pred = data.old_values + th.clamp(values - data.old_values, -clip_range_vf, clip_range_vf)
-                value_loss = masked_mean((data.returns - values_pred) ** 2)
-                entropy_loss = -masked_mean(-log_prob if entropy is None else entropy.float())
+                value_loss = mean_valid((data.returns - values_pred) ** 2)
+                entropy_loss = -mean_valid(-log_prob if entropy is None else entropy)
                 loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
                 with th.no_grad():
-                    approx_kl_div = masked_mean((ratio - 1) - log_ratio)
+                    approx_kl_div = mean_valid((ratio - 1) - log_ratio)
                     stats["pg"].append(policy_loss.detach())
                     stats["vf"].append(value_loss.detach())
                     stats["ent"].append(entropy_loss.detach())
-                    stats["clip"].append(masked_mean((th.abs(ratio - 1) > clip_range).float()))
+                    stats["clip"].append(mean_valid((th.abs(ratio - 1) > clip_range).float()))
                     stats["kl"].append(approx_kl_div)
                     heads = self.policy.head_entropies(distribution)
                     if heads is not None:
-                        stats["ent_cat"].append(masked_mean(heads[0].float()))
-                        stats["ent_bern"].append(masked_mean(heads[1].float()))
+                        stats["ent_cat"].append(mean_valid(heads[0].float()))
+                        stats["ent_bern"].append(mean_valid(heads[1].float()))
                 approx_kl_divs.append(approx_kl_div)
                 if self.target_kl is not None and float(approx_kl_div) > 1.5 * self.target_kl:
                     continue_training = False

@@ -272,3 +272,48 @@ def test_fused_adam_updates_reach_rollouts():
     callback.init_callback(model)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
     th.testing.assert_close(model.policy.fused_weights().layers[0][0][0], expected)
+
+
+def test_inf_on_padded_rows_does_not_reach_the_update():
+    """Padded rows of a minibatch are selected out, not multiplied by 0: an inf there (e.g. a
+    log-prob of -inf where an action mask forbids the padding's action) must not turn into NaN."""
+    env = make_vec_env("CartPole-v1", n_envs=2, env_kwargs={"max_episode_steps": 5}, seed=0)
+    model = tiny_model(env=env)  # episodes of 5 steps in sequences of up to 8: padding in every batch
+    policy, buffer = model.policy, model.rollout_buffer
+    masks: list[th.Tensor] = []
+    take = buffer._sequence_samples
+
+    def sequence_samples(seq_ids):
+        data = take(seq_ids)
+        masks.append(data.mask)
+        return data
+
+    evaluate = policy.evaluate_sequences
+
+    def evaluate_sequences(obs, actions, states):
+        values, log_prob, entropy, dist = evaluate(obs, actions, states)
+        pad = ~masks[-1]
+        inf = th.tensor(float("inf"))
+        return th.where(pad.view(-1, 1), inf, values), th.where(pad, -inf, log_prob), th.where(pad, inf, entropy), dist
+
+    buffer._sequence_samples = sequence_samples
+    policy.evaluate_sequences = evaluate_sequences
+    model.learn(64)
+    assert any((~m).any() for m in masks), "the test needs padded rows"
+    assert all(th.isfinite(p).all() for p in policy.parameters())
+    logged = model.logger.name_to_value
+    for key in ("train/value_loss", "train/policy_gradient_loss", "train/entropy_loss", "train/approx_kl"):
+        assert np.isfinite(logged[key]), key
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_masked_mean_selects_valid_rows(bad):
+    from sb3_selfplay.rppo import masked_mean
+
+    values = th.tensor([1.0, 2.0, bad, 6.0], requires_grad=True)
+    mask = th.tensor([True, True, False, True])
+    mean = masked_mean(values, mask)
+    assert mean.item() == 3.0
+    mean.backward()
+    th.testing.assert_close(values.grad, th.tensor([1 / 3, 1 / 3, 0.0, 1 / 3]))
+    assert masked_mean(values, th.zeros(4, dtype=th.bool)).item() == 0.0  # no valid row: 0, not NaN
