@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from sb3_selfplay.games import DuelGame, make_bot, play_bots, register_gym_envs
+from sb3_selfplay.games import DuelGame, game_bots, make_bot, play_bots, register_gym_envs
 from sb3_selfplay.games.duel.bots import HunterBot, TurretBot
 from sb3_selfplay.games.duel import (
     OBS_COOLDOWN,
@@ -313,9 +313,10 @@ def test_render_and_state():
 # ----------------------------------------------------------------------------- bots
 def test_bot_registry_and_random_bot():
     game = DuelGame(num_envs=4)
-    with pytest.raises(ValueError, match="known bots"):
-        make_bot("sniper", 4, game.action_space)
-    bot = make_bot("random", 4, game.action_space, seed=0)
+    with pytest.raises(ValueError, match="unknown bot 'sniper' for game 'Duel-v0'; its bots: random, turret, hunter"):
+        make_bot(game, "sniper", 4)
+    assert list(game_bots(game)) == list(game_bots("Duel-v0")) == ["random", "turret", "hunter"]
+    bot = make_bot(game, "random", 4, seed=0)
     actions = bot.act(game.reset()[:, 0], np.ones(4, bool))
     assert actions.shape == (4, 4) and actions.dtype == np.int64
     assert np.all(actions >= 0) and np.all(actions < game.action_space.nvec)
@@ -363,11 +364,11 @@ def test_reaction_time_is_a_difficulty_setting():
     game = duel()
     obs = game.set_state(0, {"agents": [agent(2, 5, 0), agent(6, 5, 0)]})[None, 0]  # aimed
     for reaction in (0, 6):
-        bot = make_bot("turret", 1, game.action_space, seed=0, reaction_steps=reaction, aim_noise=0)
+        bot = make_bot(game, "turret", 1, seed=0, reaction_steps=reaction, aim_noise=0)
         fired = [bot.act(obs, np.array([k == 0]))[0, 3] for k in range(reaction + 1)]
         assert fired == [0] * reaction + [1], (reaction, fired)
     with pytest.raises(ValueError, match="reaction_steps"):
-        make_bot("hunter", 1, game.action_space, reaction_steps=-1)
+        make_bot(game, "hunter", 1, reaction_steps=-1)
 
 
 def test_aim_noise_is_a_difficulty_setting():
@@ -382,7 +383,7 @@ def test_aim_noise_is_a_difficulty_setting():
     assert TurretBot.aim_noise == 6.0 and HunterBot.aim_noise == 6.0
     first = np.stack([game.set_state(i, states[i % 2])[0] for i in range(n)])  # the game steps only at 4 deg
     for noise in (0.0, 4.0):
-        bot = make_bot("turret", n, game.action_space, seed=1, reaction_steps=0, aim_noise=noise)
+        bot = make_bot(game, "turret", n, seed=1, reaction_steps=0, aim_noise=noise)
         actions = bot.act(first, np.ones(n, bool))
         fire, turn = actions[:, 3] == 1, (actions[:, 1] | actions[:, 2]) == 1
         if noise == 0:
@@ -402,7 +403,7 @@ def test_aim_noise_is_a_difficulty_setting():
             assert jerk.any() and not game.last_hit[jerk, 0].any()
     for bad in (-1.0, 90.0):
         with pytest.raises(ValueError, match="aim_noise"):
-            make_bot("hunter", 1, game.action_space, aim_noise=bad)
+            make_bot(game, "hunter", 1, aim_noise=bad)
 
 
 def test_hunter_chases_last_seen_position():

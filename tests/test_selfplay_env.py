@@ -9,10 +9,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from stable_baselines3.common.vec_env.util import obs_space_info
 
 from sb3_selfplay import PPO, HybridMlpPolicy, RecurrentPPO
-from sb3_selfplay.games import make_game
+from sb3_selfplay.games import game_bots, make_game
 from sb3_selfplay.policies import RecurrentPolicy
 from sb3_selfplay.selfplay import LATEST, LEARNER, OpponentPool
-from sb3_selfplay.selfplay.callback import SelfPlayCallback, find_selfplay_env
+from sb3_selfplay.callbacks import SelfPlayCallback, find_selfplay_env
 from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
 from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
 
@@ -92,7 +92,7 @@ def test_bank_mixes_bots_policies_and_fallback():
 
     odd = OddPolicy(obs_space, act_space, lambda _: 0.0, net_arch=[8])
     assert actor_signature(odd) is None
-    bank = PlayerBank(9, obs_space, act_space, seed=0)
+    bank = PlayerBank(9, obs_space, act_space, seed=0, bots=game_bots("Duel-v0"))
     bank.add_player("odd", odd)
     bank.set_learner(make_policy("lstm", 0))
     ids = ["random", "hunter", "turret", "odd", LATEST, LEARNER, "odd", "random", LATEST]

@@ -1,36 +1,38 @@
-"""Two-player games: the protocol, the built-in Duel game, scripted bots, the PettingZoo adapter."""
+"""Two-player games: the protocol, the registries of games and of each game's bots, the checker,
+generic bots, the PettingZoo adapter and the built-in Duel game."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 
 from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame, make_game, register_game, registered_games
-from sb3_selfplay.games.bots import BOTS, Bot, make_bot
+from sb3_selfplay.games.bots import Bot, BotFactory, RandomBot, game_bots, make_bot, register_bot
 from sb3_selfplay.games.checker import check_game
 from sb3_selfplay.games.duel import DuelEnv, DuelGame, DuelParallelEnv, DuelParams, parallel_env, play_bots
 from sb3_selfplay.games.pettingzoo_game import PettingZooGame
 
 __all__ = [
-    "BOTS",
     "GAME_REGISTRY",
     "Bot",
+    "BotFactory",
     "DuelEnv",
     "DuelGame",
     "DuelParallelEnv",
     "DuelParams",
     "PettingZooGame",
+    "RandomBot",
     "TwoPlayerGame",
     "check_game",
+    "game_bots",
     "make_bot",
     "make_game",
     "parallel_env",
     "play_bots",
+    "register_bot",
     "register_game",
     "register_gym_envs",
     "registered_games",
 ]
-
-register_game("Duel-v0", DuelGame)
 
 #: gymnasium id -> entry point of the single-agent (learner vs scripted bot) views.
 GYM_ENVS = {"Duel-v0": "sb3_selfplay.games.duel:DuelEnv"}

@@ -28,7 +28,8 @@ At the end of an episode, ``infos[i]`` holds:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -47,12 +48,21 @@ class TwoPlayerGame(ABC):
     A batched, symmetric two-player game (see the module docstring for the contract).
 
     Subclasses set ``num_envs``, ``observation_space`` and ``action_space`` (the spaces of ONE
-    seat; both seats share them) in their constructor.
+    seat; both seats share them) in their constructor. A game may declare its scripted bots in a
+    class-level ``bots`` mapping (name -> ``factory(num_envs, action_space, seed=None, **kwargs)``)
+    or register them with :func:`sb3_selfplay.games.bots.register_bot`; every game also has
+    ``random``.
 
     :param num_envs: Number of games stepped together.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"]}
+    #: The id the game is registered under (:func:`make_game` sets it on the games it builds);
+    #: its bots are looked up by it. None: an unregistered game (only ``random`` and the
+    #: class-level ``bots``).
+    game_id: str | None = None
+    #: The game's own scripted bots, name -> factory (see :mod:`sb3_selfplay.games.bots`).
+    bots: ClassVar[Mapping[str, Callable[..., Any]]] = {}
 
     num_envs: int
     observation_space: spaces.Space
@@ -159,7 +169,7 @@ def make_game(env_id: str, num_envs: int = 1, **params: Any) -> TwoPlayerGame:
     :param env_id: A registered id (see :func:`registered_games`).
     :param num_envs: Number of games stepped together.
     :param params: Game parameters passed to the factory.
-    :return: The game.
+    :return: The game, its ``game_id`` set to ``env_id``.
     """
     try:
         factory = GAME_REGISTRY[env_id]
@@ -167,4 +177,6 @@ def make_game(env_id: str, num_envs: int = 1, **params: Any) -> TwoPlayerGame:
         raise ValueError(
             f"unknown game id {env_id!r}; known ids: {', '.join(registered_games()) or '(none)'}"
         ) from None
-    return factory(num_envs=num_envs, **params)
+    game = factory(num_envs=num_envs, **params)
+    game.game_id = env_id
+    return game

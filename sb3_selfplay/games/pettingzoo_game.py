@@ -53,6 +53,9 @@ class PettingZooGame(TwoPlayerGame):
         from each agent's reward at its final step and the final infos (keyed by agent name);
         default :func:`final_reward_outcome`.
     :param seed: Seed of the first reset (instance ``i`` gets ``seed + i``).
+    :param game_id: The game's id: its bots are those registered for this id
+        (:func:`~sb3_selfplay.games.bots.register_bot`); :func:`~sb3_selfplay.games.base.make_game`
+        sets it for a registered game.
     """
 
     def __init__(
@@ -61,8 +64,11 @@ class PettingZooGame(TwoPlayerGame):
         num_envs: int = 1,
         outcome_fn: OutcomeFn | None = None,
         seed: int | None = None,
+        game_id: str | None = None,
     ) -> None:
         super().__init__(num_envs)
+        if game_id is not None:
+            self.game_id = game_id
         self._env_fn = env_fn
         self._params: dict[str, Any] = {}
         self.envs = [env_fn() for _ in range(self.num_envs)]

@@ -4,7 +4,8 @@ A :class:`PlayerBank` owns ``n_slots`` seats (the opponent seat of every env of 
 :class:`~sb3_selfplay.selfplay.vecenv.SelfPlayVecEnv`, or both seats of every tournament game)
 and computes all their actions in one call, whatever mix of players sits in them:
 
-- scripted bots (by name): one vectorised ``bot.act`` per bot kind over all slots;
+- scripted bots (by name, among the bots of the game given to the bank): one vectorised
+  ``bot.act`` per bot kind over all slots;
 - pool snapshots (loaded with ``OpponentPool.load_policy`` and cached), the live learner policy
   (``LATEST``) and any policy registered with :meth:`PlayerBank.add_player`.
 
@@ -17,12 +18,16 @@ is one ``torch.baddbmm``. With 16 snapshots this replaces 16 small forwards (eac
 framework overhead on CPU) with one. Other policies run one forward per distinct player.
 
 Each slot keeps its own recurrent state, zeroed at episode starts and when its player changes.
+
+The module is a little over 600 lines because the actor-path check, the stacked weights and the
+slot layout share one cache (rebuilt only when the set of players or their weights change);
+split, each part would reach into the others' private state.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +44,7 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import nn
 
-from sb3_selfplay.games.bots import BOTS, Bot, make_bot
+from sb3_selfplay.games.bots import Bot, BotFactory, RandomBot
 from sb3_selfplay.rnn import FusedWeights, fused_step, rnn_type_of, stack_core_weights
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
 from sb3_selfplay.selfplay.sampling import LATEST
@@ -248,7 +253,7 @@ class PlayerBank:
     """
     Actions for ``n_slots`` slots whose player can differ per slot, computed in batches.
 
-    Player ids: bot names (:data:`sb3_selfplay.games.bots.BOTS`), ``LATEST`` (or ``"learner"``)
+    Player ids: bot names (the keys of ``bots``), ``LATEST`` (or ``"learner"``)
     for the policy given to :meth:`set_learner`, ids registered with :meth:`add_player`, and
     pool snapshot ids (loaded on first use, cached). Snapshot policies are owned by the bank and
     treated as frozen; the learner and registered policies are checked for weight changes
@@ -266,6 +271,9 @@ class PlayerBank:
         are dropped (least recently used first).
     :param obs_transform: Applied to observations before policy inference (not bots), e.g.
         ``VecNormalize.normalize_obs``.
+    :param bots: The bots the bank can play, name -> factory: the game's bots,
+        :func:`sb3_selfplay.games.bots.game_bots(game) <sb3_selfplay.games.bots.game_bots>`
+        (None: only ``random``).
     """
 
     def __init__(
@@ -279,6 +287,7 @@ class PlayerBank:
         fuse: bool = True,
         max_cached: int = 64,
         obs_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        bots: Mapping[str, BotFactory] | None = None,
     ) -> None:
         if int(n_slots) < 1:
             raise ValueError(f"n_slots must be >= 1, got {n_slots}")
@@ -290,6 +299,7 @@ class PlayerBank:
         self.fuse = bool(fuse)
         self.max_cached = int(max_cached)
         self.obs_transform = obs_transform
+        self.bots: dict[str, BotFactory] = dict(bots) if bots is not None else {"random": RandomBot}
         self._seeds = np.random.SeedSequence(seed)
         self._players: dict[str, _Player] = {}
         self._by_index: dict[int, _Player] = {}
@@ -317,10 +327,10 @@ class PlayerBank:
         """
         Register a policy (or an SB3 algorithm, whose ``.policy`` is used) under ``player_id``.
 
-        :param player_id: Id used in :meth:`act`; must not be a bot name or ``LATEST``.
+        :param player_id: Id used in :meth:`act`; must not be one of the bank's bot names or ``LATEST``.
         :param policy: An SB3 policy (any ``BasePolicy`` with ``get_distribution``).
         """
-        if player_id in BOTS or player_id in (LATEST, LEARNER):
+        if player_id in self.bots or player_id in (LATEST, LEARNER):
             raise ValueError(f"player id {player_id!r} is reserved (bot name or the learner)")
         self._register(player_id, _unwrap_policy(policy), frozen=False, snapshot=False)
 
@@ -339,7 +349,7 @@ class PlayerBank:
 
     def has_player(self, player_id: str) -> bool:
         """Whether ``player_id`` is known without loading (bots count as known)."""
-        return player_id in BOTS or self._canonical(player_id) in self._players
+        return player_id in self.bots or self._canonical(player_id) in self._players
 
     def policy(self, player_id: str) -> Any:
         """The policy behind a player id (loading a snapshot if needed)."""
@@ -393,9 +403,9 @@ class PlayerBank:
         player = self._players.get(pid)
         if player is not None:
             return player
-        if pid in BOTS:
+        if pid in self.bots:
             seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
-            player = _Player(pid, self._next_index, bot=make_bot(pid, self.n_slots, self.action_space, seed=seed))
+            player = _Player(pid, self._next_index, bot=self.bots[pid](self.n_slots, self.action_space, seed=seed))
             self._next_index += 1
             self._players[pid] = player
             self._by_index[player.index] = player
@@ -403,7 +413,10 @@ class PlayerBank:
         if pid == LATEST:
             raise KeyError("the learner (LATEST) plays but no learner policy is set: call set_learner(model.policy)")
         if self.pool is None:
-            raise KeyError(f"unknown player {player_id!r} (not a bot, not registered, and no pool to load it from)")
+            raise KeyError(
+                f"unknown player {player_id!r} (not one of the bots {', '.join(self.bots)}, not registered, "
+                "and no pool to load it from)"
+            )
         policy = self.pool.load_policy(pid, device=self.device)  # SnapshotError propagates
         return self._register(pid, policy, frozen=True, snapshot=True)
 

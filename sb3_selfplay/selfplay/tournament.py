@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import torch as th
 from stable_baselines3.common.policies import BasePolicy
 
 from sb3_selfplay.games.base import TwoPlayerGame, make_game
-from sb3_selfplay.games.bots import BOTS
+from sb3_selfplay.games.bots import BotFactory, game_bots, game_name
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.pool import OpponentPool
 from sb3_selfplay.selfplay.ratings import BTResult, fit_bradley_terry
@@ -54,17 +54,24 @@ def load_model_policy(path: str | os.PathLike[str], device: th.device | str = "c
     return policy
 
 
-def _resolve(name: str, spec: Any, pool: OpponentPool | None, device: th.device | str) -> str | BasePolicy:
-    """A bot name, or the policy behind a snapshot id, model file, algorithm or policy."""
+def _resolve(
+    name: str,
+    spec: Any,
+    pool: OpponentPool | None,
+    device: th.device | str,
+    bots: Mapping[str, BotFactory],
+    game: str,
+) -> str | BasePolicy:
+    """One of the game's bot names, or the policy behind a snapshot id, model file, algorithm or policy."""
     if isinstance(spec, str):
-        if spec in BOTS:
+        if spec in bots:
             return spec
         if spec.endswith(".zip") or os.path.isfile(spec):
             return load_model_policy(spec, device=device)
         if pool is not None:
             return pool.load_policy(spec, device=device)
         raise ValueError(
-            f"player {name!r}: {spec!r} is not a bot ({', '.join(sorted(BOTS))}), a model file, "
+            f"player {name!r}: {spec!r} is not a bot of game {game!r} ({', '.join(bots)}), a model file, "
             "or (no pool given) a snapshot"
         )
     inner = getattr(spec, "policy", None)
@@ -109,13 +116,15 @@ def run_tournament(
     max_envs: int = 1024,
     device: th.device | str = "cpu",
     max_steps: int = 1_000_000,
+    bots: Sequence[str] | None = (),
 ) -> list[Result]:
     """
     Play a round robin: every pair of players meets ``games_per_pair`` times, seats alternating
     (each player of a pair sits in seat 0 in half the games when ``games_per_pair`` is even).
 
-    :param players: Name -> player: a bot name, a snapshot id (needs ``pool``), a model file
-        (``.zip`` of ``RecurrentPPO``/``PPO``), an algorithm or a policy.
+    :param players: Name -> player: one of the game's bot names
+        (:func:`~sb3_selfplay.games.bots.game_bots`), a snapshot id (needs ``pool``), a model
+        file (``.zip`` of ``RecurrentPPO``/``PPO``), an algorithm or a policy.
     :param game_id_or_factory: A registered game id, or ``factory(num_envs=..., **params)``.
     :param games_per_pair: Games per pair of players.
     :param seed: Seed of the games, the bots and the policies' action sampling (torch's global
@@ -127,22 +136,32 @@ def run_tournament(
     :param max_envs: Largest batch of games run at once.
     :param device: Device for loaded policies and inference.
     :param max_steps: Safety cap on batched steps per chunk.
+    :param bots: Bots of the game that also play, under their own names (after ``players``);
+        None: all of the game's bots.
     :return: ``(player_a, player_b, score_a)`` per game (1 win, 0.5 draw, 0 loss), ``player_a``
         being the pair's first name in ``players`` order.
     """
-    names = list(players)
-    if len(names) < 2:
-        raise ValueError("a tournament needs at least two players")
     if games_per_pair < 1 or max_envs < 1:
         raise ValueError("games_per_pair and max_envs must be >= 1")
-    resolved = {name: _resolve(name, spec, pool, device) for name, spec in players.items()}
+    params = dict(game_params or {})
+    probe = _make_game(game_id_or_factory, 1, params)
+    known_bots, label = game_bots(probe), game_name(probe)
+    probe.close()
+    players = dict(players)
+    for bot in known_bots if bots is None else bots:
+        if bot not in known_bots:
+            raise ValueError(f"unknown bot {bot!r} for game {label!r}; its bots: {', '.join(known_bots)}")
+        players.setdefault(bot, bot)
+    names = list(players)
+    if len(names) < 2:
+        raise ValueError(f"a tournament needs at least two players, got {names}")
+    resolved = {name: _resolve(name, spec, pool, device, known_bots, label) for name, spec in players.items()}
     bank_id = {name: (r if isinstance(r, str) else f"player{k}") for k, (name, r) in enumerate(resolved.items())}
 
     pa, pb, a_first = tournament_schedule(len(names), games_per_pair)
     seat0 = np.where(a_first, pa, pb)
     seat1 = np.where(a_first, pb, pa)
     ids = np.array([bank_id[n] for n in names], dtype=object)
-    params = dict(game_params or {})
 
     total = len(pa)
     scores = np.empty(total)
@@ -152,7 +171,9 @@ def run_tournament(
             n = sl.stop - sl.start
             th.manual_seed(seed + chunk)
             game = _make_game(game_id_or_factory, n, params)
-            bank = PlayerBank(2 * n, game.observation_space, game.action_space, device=device, seed=seed + chunk)
+            bank = PlayerBank(
+                2 * n, game.observation_space, game.action_space, device=device, seed=seed + chunk, bots=known_bots
+            )
             for name, r in resolved.items():
                 if not isinstance(r, str):
                     bank.add_player(bank_id[name], r)

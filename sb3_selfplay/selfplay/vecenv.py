@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch as th
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
 from sb3_selfplay.games.base import TwoPlayerGame
-from sb3_selfplay.games.bots import BOTS
+from sb3_selfplay.games.bots import game_bots, game_name
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.sampling import LATEST, check_ratio, get_sampler, sample_opponents
@@ -32,11 +32,16 @@ _OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
 _MAX_REDRAWS = 8
 
 
-def opponent_kind(opponent_id: str) -> str:
-    """``"latest"`` (current learner weights), ``"bot"`` (scripted) or ``"snapshot"`` (anything else)."""
+def opponent_kind(opponent_id: str, bot_names: Collection[str]) -> str:
+    """
+    :param opponent_id: An opponent id.
+    :param bot_names: The game's bot names (e.g. ``game_bots(game)``).
+    :return: ``"latest"`` (current learner weights), ``"bot"`` (one of ``bot_names``) or
+        ``"snapshot"`` (anything else).
+    """
     if opponent_id in (LATEST, LEARNER):
         return "latest"
-    if opponent_id in BOTS:
+    if opponent_id in bot_names:
         return "bot"
     return "snapshot"
 
@@ -61,7 +66,8 @@ class SelfPlayVecEnv(VecEnv):
         candidates (picked by ``strategy`` among the bots), a floor under the bots' share once the
         learner outrates them and PFSP or Elo sampling would starve them; the other episodes are
         drawn as usual (``latest_ratio`` applies to those), so bots may get more.
-    :param bots: Scripted bots among the candidates (registered as players in the pool).
+    :param bots: Scripted bots among the candidates (registered as players in the pool), names
+        of the game's bots (:func:`~sb3_selfplay.games.bots.game_bots`); None: all of them.
     :param opponents: A fixed list of opponent ids to draw from (with ``strategy``) instead of
         the pool's bots and active snapshot window.
     :param strategy_params: Parameters of the strategy (``temperature``, ``weighting``, ``k``).
@@ -78,7 +84,7 @@ class SelfPlayVecEnv(VecEnv):
         learner_seat: int | str = 0,
         strategy: str = "uniform",
         latest_ratio: float = 0.5,
-        bots: Sequence[str] = ("random", "turret", "hunter"),
+        bots: Sequence[str] | None = None,
         bot_ratio: float = 0.0,
         opponents: Sequence[str] | None = None,
         strategy_params: dict[str, Any] | None = None,
@@ -90,9 +96,9 @@ class SelfPlayVecEnv(VecEnv):
         if learner_seat not in (0, 1, "random"):
             raise ValueError(f"learner_seat must be 0, 1 or 'random', got {learner_seat!r}")
         get_sampler(strategy)
-        unknown_bots = [b for b in bots if b not in BOTS]
-        if unknown_bots:
-            raise ValueError(f"unknown bots {unknown_bots}; known: {sorted(BOTS)}")
+        self.game_bots = game_bots(game)
+        bots = tuple(self.game_bots) if bots is None else tuple(bots)
+        self._check_bots(game, bots)
         if opponents is not None and len(opponents) == 0:
             raise ValueError("opponents must be None or a non-empty list of ids")
         self.game = game
@@ -118,12 +124,13 @@ class SelfPlayVecEnv(VecEnv):
             pool=pool,
             seed=bank_seed,
             max_cached=max_cached,
+            bots=self.game_bots,
         )
         if pool is not None:
             for name in self.bots:
                 pool.add_player(name, kind="bot")
             for opp in self.opponents or ():
-                if opp in BOTS:
+                if opp in self.game_bots:
                     pool.add_player(opp, kind="bot")
         self._bad: set[str] = set()
         self._opp_ids = np.full(n, LATEST, dtype=object)
@@ -150,6 +157,19 @@ class SelfPlayVecEnv(VecEnv):
         self.bank.add_player(player_id, policy)
         if self.pool is not None:
             self.pool.add_player(player_id, kind="policy")
+
+    def opponent_kind(self, opponent_id: str) -> str:
+        """:return: ``"latest"``, ``"bot"`` (one of the game's bots) or ``"snapshot"`` (see :func:`opponent_kind`)."""
+        return opponent_kind(opponent_id, self.game_bots)
+
+    def _check_bots(self, game: TwoPlayerGame, names: Sequence[str]) -> None:
+        """One-line ``ValueError`` naming the game and its bots unless every name is one of them."""
+        unknown = [b for b in names if b not in self.game_bots]
+        if unknown:
+            raise ValueError(
+                f"unknown bot{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for game "
+                f"{game_name(game)!r}; its bots: {', '.join(self.game_bots)}"
+            )
 
     def opponent_ids(self) -> list[str]:
         """The current opponent of every env."""
@@ -229,7 +249,7 @@ class SelfPlayVecEnv(VecEnv):
         if self.bot_ratio <= 0.0:
             return []
         n_bots = int(self._rng.binomial(k, self.bot_ratio))
-        bots = [c for c in cands if opponent_kind(c) == "bot"]
+        bots = [c for c in cands if c in self.game_bots]
         if n_bots == 0 or not bots:
             return []
         return sample_opponents(
@@ -327,7 +347,7 @@ class SelfPlayVecEnv(VecEnv):
             self._results.append(
                 {
                     "opponent": opp,
-                    "kind": opponent_kind(opp),
+                    "kind": self.opponent_kind(opp),
                     "seat": seat,
                     "outcome": _OUTCOMES[score],
                     "score": score,

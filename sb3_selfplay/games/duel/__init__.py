@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from sb3_selfplay.games.base import register_game
 from sb3_selfplay.games.duel.bots import HunterBot, TurretBot, play_bots
 from sb3_selfplay.games.duel.envs import DuelEnv, DuelParallelEnv, parallel_env
 from sb3_selfplay.games.duel.game import DuelGame
@@ -71,3 +72,5 @@ __all__ = [
     "ray_angles",
     "render_duel",
 ]
+
+register_game("Duel-v0", DuelGame)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sb3_selfplay.games.bots import BOTS, Bot, make_bot
+from sb3_selfplay.games.bots import Bot, make_bot, register_bot
 from sb3_selfplay.games.duel.game import DuelGame
 from sb3_selfplay.games.duel.layout import (
     OBS_COS,
@@ -117,9 +117,10 @@ class _SeekerBot(Bot):
         self.t = np.zeros(n, np.int64)
         self.engaged = np.zeros(n, np.int64)
         self.since_seen = np.zeros(n, np.int64)
-        super().__init__(n, action_space, seed)
-        if tuple(self.nvec[:4]) != (9, 2, 2, 2):
+        nvec = getattr(action_space, "nvec", None)
+        if not isinstance(action_space, spaces.MultiDiscrete) or tuple(np.asarray(nvec).reshape(-1)) != (9, 2, 2, 2):
             raise ValueError(f"{type(self).__name__} plays Duel (MultiDiscrete([9, 2, 2, 2])), got {action_space}")
+        super().__init__(n, action_space, seed)
 
     def reset(self, mask: np.ndarray) -> None:
         self.has_goal[mask] = False
@@ -130,7 +131,7 @@ class _SeekerBot(Bot):
         self.since_seen[mask] = _NEVER
         self.scan_dir[mask] = np.where(self.rng.random(int(np.count_nonzero(mask))) < 0.5, -1, 1)
 
-    def _act(self, obs: np.ndarray) -> np.ndarray:
+    def _act(self, obs: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
         n_rays = obs.shape[1] - OBS_RAYS - OPP_SIZE
         o = OBS_RAYS + n_rays
         x = (obs[:, OBS_X] + 1.0) * 0.5
@@ -179,7 +180,7 @@ class _SeekerBot(Bot):
             self.scan_left[idle] = self.scan_steps
         self.scan_left -= scanning
 
-        actions = np.zeros((self.num_envs, len(self.nvec)), np.int64)
+        actions = np.zeros((self.num_envs, 4), np.int64)
         seek = ~scanning
         turn_left = np.where(seek, bearing > self.turn_deadband, scanning & (self.scan_dir > 0))
         turn_right = np.where(seek, bearing < -self.turn_deadband, scanning & (self.scan_dir < 0))
@@ -232,7 +233,8 @@ class HunterBot(_SeekerBot):
         return np.where(close, strafe, move)
 
 
-BOTS.update({"turret": TurretBot, "hunter": HunterBot})
+register_bot(DuelGame.game_id, "turret", TurretBot)
+register_bot(DuelGame.game_id, "hunter", HunterBot)
 
 
 def play_bots(
@@ -260,7 +262,7 @@ def play_bots(
     game = DuelGame(num_envs=n_games, seed=seed, **params)
     seeds = np.random.SeedSequence(seed).spawn(2)
     bots = [
-        make_bot(name, n_games, game.action_space, seed=int(s.generate_state(1)[0]))
+        make_bot(game, name, n_games, seed=int(s.generate_state(1)[0]))
         for name, s in zip((name_0, name_1), seeds)
     ]
     obs = game.reset()

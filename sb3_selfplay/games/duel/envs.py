@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_selfplay.games.duel.bots import make_bot
+from sb3_selfplay.games.bots import make_bot
 from sb3_selfplay.games.duel.game import DuelGame
 
 try:  # PettingZoo is an optional (test) dependency.
@@ -31,7 +31,8 @@ class DuelEnv(gym.Env):
     The game resets itself when an episode ends; as gymnasium asks, the observation returned
     with ``terminated``/``truncated`` is the final one, and ``reset()`` starts the next episode.
 
-    :param opponent: Name of the scripted bot in seat 1 (see :data:`sb3_selfplay.games.bots.BOTS`).
+    :param opponent: Name of the scripted bot in seat 1, one of Duel's bots
+        (:func:`sb3_selfplay.games.bots.game_bots`: ``random``, ``turret``, ``hunter``).
     :param opponent_kwargs: Keyword arguments of the bot, e.g. its difficulty
         ``{"reaction_steps": 5, "aim_noise": 6.0}``.
     :param render_mode: ``None`` or ``"rgb_array"``.
@@ -57,7 +58,7 @@ class DuelEnv(gym.Env):
         self.observation_space = self.game.observation_space
         self.action_space = self.game.action_space
         self.opponent_name = opponent
-        self.bot = make_bot(opponent, 1, self.action_space, **(opponent_kwargs or {}))
+        self.bot = make_bot(self.game, opponent, 1, **(opponent_kwargs or {}))
         self._obs = self.game._obs
         self._bot_start = np.ones(1, bool)
 

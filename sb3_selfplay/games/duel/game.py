@@ -139,7 +139,7 @@ _PX, _PY, _PR2, _PCOLL, _PCOLL2 = range(5)
 # ----------------------------------------------------------------------------- the game
 class DuelGame(TwoPlayerGame):
     """
-    The batched Duel game (see the module docstring for observations and actions).
+    The batched Duel game (observations and actions: :mod:`sb3_selfplay.games.duel.layout`).
 
     Rules: each step both seats turn, then move (clamped by walls, pushed out of pillars), then
     fire at once. A shot needs the cooldown at 0 and hits when the opponent is within
@@ -171,6 +171,7 @@ class DuelGame(TwoPlayerGame):
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 20, "name": "duel_v0"}
+    game_id: str | None = "Duel-v0"
 
     def __init__(
         self,
