@@ -98,6 +98,11 @@ def draw_duel(
         angles = ang + np.radians(np.linspace(-fov / 2, fov / 2, n_rays))
         lengths = _pillar_hits(ax, ay, angles, pillars, view_range)
         fan = np.stack([ax + lengths * np.cos(angles), ay + lengths * np.sin(angles)], axis=1)
+        # Unblocked stretches are arcs: every 4th ray draws them smoothly; keep all rays near a pillar.
+        near = lengths < view_range
+        keep = near | np.roll(near, 1) | np.roll(near, -1) | (np.arange(n_rays) % 4 == 0)
+        keep[[0, -1]] = True
+        fan = fan[keep]
         points = [xy(ax, ay)] + [xy(px, py) for px, py in fan.tolist()]
         d.polygon(points, fill=SEAT_COLOURS[seat], alpha=_FOV_ALPHA)
     for p in pillars:
