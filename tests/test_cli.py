@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,4 +114,60 @@ def test_train_config_errors_exit_with_one_line(tmp_path, args, needle):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], out.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+# ----------------------------------------------------------------------------- console command
+
+COMMANDS = ("train", "enjoy", "tournament", "replay", "plot")
+
+
+def console(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``sb3-selfplay ARGS`` as installed next to this interpreter (``pip install -e .``)."""
+    script = Path(sys.executable).parent / "sb3-selfplay"
+    if not script.is_file():
+        pytest.skip(f"sb3-selfplay is not installed next to {sys.executable} (pip install -e .)")
+    return subprocess.run([str(script), *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def test_console_help_lists_the_commands(tmp_path):
+    out = console("--help", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: sb3-selfplay")
+    for command in COMMANDS:
+        assert f"\n    {command}" in out.stdout, command
+
+
+@pytest.mark.parametrize("args", [["trian", "--algo", "rppo"], []])
+def test_console_unknown_or_missing_command_is_one_line(tmp_path, args):
+    out = console(*args, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sb3-selfplay: error:"), out.stderr
+    assert ", ".join(COMMANDS) in lines[0] and ("'trian'" in lines[0] or not args)
+
+
+def options(help_text: str) -> list[str]:
+    """The flags listed in a help text's option sections."""
+    return sorted(set(re.findall(r"(?<![\w-])--?[a-z][\w-]*", help_text.split("\noptions:", 1)[1])))
+
+
+def test_python_m_train_help_has_the_scripts_flags(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "sb3_selfplay", "train", "--help"], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: python -m sb3_selfplay train")
+    shim = run("train.py", "--help", cwd=tmp_path, timeout=120)
+    assert shim.returncode == 0 and shim.stdout.startswith("usage: train.py")
+    flags = options(shim.stdout)
+    assert flags == options(out.stdout)
+    for flag in ("--algo", "--env", "-n", "--debug", "--log-folder", "-conf", "-params", "-optimize", "--n-trials"):
+        assert flag in flags, flag
+
+
+def test_console_command_errors_like_the_script(tmp_path):
+    out = console("train", "--env", "Nope-v9", "--num-threads", "1", cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sb3-selfplay train: error:") and "'Nope-v9'" in lines[0]
     assert not (tmp_path / "logs").exists()
