@@ -40,30 +40,88 @@ class SequenceSamples(NamedTuple):
     indices: th.Tensor  # env-major step index (env * n_steps + t) of each row, -1 on padding
 
 
+#: How a rollout is cut into training sequences (``sequence_mode``); every mode also cuts at each
+#: episode start and at the rollout start, so a sequence never crosses an episode boundary.
+SEQUENCE_MODES: dict[str, str] = {
+    "rollout_aligned": "cut every sequence_length steps of the rollout (steps 0, L, 2L, ... of the rollout)",
+    "episode_aligned": "cut every sequence_length steps of each episode (steps 0, L, 2L, ... of the episode, "
+    "counted across rollouts)",
+    "episode_segments": "no length cut: a sequence is the part of one episode inside the rollout "
+    "(sequence_length is ignored)",
+}
+
+# What each old boolean says about the mode (the old keywords are aliases of ``sequence_mode``).
+_ALIAS_MODES: dict[tuple[str, bool], frozenset[str]] = {
+    ("truncate_bptt", True): frozenset({"rollout_aligned", "episode_aligned"}),
+    ("truncate_bptt", False): frozenset({"episode_segments"}),
+    ("store_full_episodes", True): frozenset({"episode_aligned", "episode_segments"}),
+    ("store_full_episodes", False): frozenset({"rollout_aligned", "episode_segments"}),
+}
+
+
+def resolve_sequence_mode(
+    sequence_mode: str | None = None,
+    truncate_bptt: bool | None = None,
+    store_full_episodes: bool | None = None,
+    owner: str = "RecurrentPPO",
+) -> str:
+    """The sequence mode from ``sequence_mode`` and/or the old keywords (one-line error on a clash).
+
+    Old keywords alone: ``truncate_bptt=False`` -> ``"episode_segments"``; else
+    ``store_full_episodes=True`` -> ``"episode_aligned"``; else ``"rollout_aligned"`` (the
+    default). Given with ``sequence_mode``, each old keyword must agree with it.
+
+    :param sequence_mode: one of :data:`SEQUENCE_MODES`, or None
+    :param truncate_bptt: old alias: True for the two aligned modes, False for ``"episode_segments"``
+    :param store_full_episodes: old alias: True for ``"episode_aligned"`` (or ignored when not truncating)
+    :param owner: the name that errors start with
+    """
+    given = {name: bool(value) for name, value in
+             (("truncate_bptt", truncate_bptt), ("store_full_episodes", store_full_episodes)) if value is not None}
+    if sequence_mode is None:
+        allowed = _ALIAS_MODES["truncate_bptt", given.get("truncate_bptt", True)]
+        allowed &= _ALIAS_MODES["store_full_episodes", given.get("store_full_episodes", False)]
+        (mode,) = allowed
+        return mode
+    if sequence_mode not in SEQUENCE_MODES:
+        raise ValueError(
+            f"{owner}: unknown sequence_mode {sequence_mode!r}; expected one of {', '.join(SEQUENCE_MODES)}"
+        )
+    for name, value in given.items():
+        allowed = _ALIAS_MODES[name, value]
+        if sequence_mode not in allowed:
+            raise ValueError(
+                f"{owner}: sequence_mode={sequence_mode!r} contradicts {name}={value} (an old keyword that "
+                f"means sequence_mode {' or '.join(repr(m) for m in sorted(allowed))})"
+            )
+    return sequence_mode
+
+
 def sequence_starts(
     episode_starts: np.ndarray,
     step: int,
     phase: np.ndarray,
     sequence_length: int,
-    truncate_bptt: bool,
-    store_full_episodes: bool,
+    sequence_mode: str,
 ) -> np.ndarray:
     """Which envs start a new sequence at rollout step ``step`` (pure; updates ``phase`` in place).
 
     :param episode_starts: bool ``(n_envs,)``, True where this step starts an episode
     :param step: index of the step inside the rollout (0 starts a sequence everywhere)
-    :param phase: int ``(n_envs,)`` steps since each env's episode start (kept across rollouts)
-    :param sequence_length: maximum length of a sequence when truncating
-    :param truncate_bptt: cut sequences every ``sequence_length`` steps
-    :param store_full_episodes: align the cuts to each episode's own start, not the rollout grid
+    :param phase: int ``(n_envs,)`` steps since each env's episode start, kept across rollouts
+        (an env whose episode start was never seen counts from its first step)
+    :param sequence_length: maximum length of a sequence in the aligned modes
+    :param sequence_mode: one of :data:`SEQUENCE_MODES`
     """
     phase[episode_starts] = 0
-    if not truncate_bptt:
+    if sequence_mode == "episode_segments":
         starts = episode_starts.copy()
-    elif store_full_episodes:
+    elif sequence_mode == "episode_aligned":
         starts = episode_starts | (phase % sequence_length == 0)
-    else:
+    elif sequence_mode == "rollout_aligned":
         starts = episode_starts | (step % sequence_length == 0)
+    else:
+        raise ValueError(f"unknown sequence_mode {sequence_mode!r}; expected one of {', '.join(SEQUENCE_MODES)}")
     if step == 0:
         starts[:] = True
     phase += 1
@@ -88,15 +146,16 @@ class _SequenceMixin:
         gamma: float = 0.99,
         n_envs: int = 1,
         sequence_length: int = 16,
-        truncate_bptt: bool = True,
-        store_full_episodes: bool = False,
+        sequence_mode: str | None = None,
+        truncate_bptt: bool | None = None,
+        store_full_episodes: bool | None = None,
     ):
         super().__init__(buffer_size, observation_space, action_space, device, gae_lambda, gamma, n_envs)  # type: ignore[call-arg]
         if sequence_length < 1:
             raise ValueError(f"sequence_length must be >= 1 (got {sequence_length})")
         self.sequence_length = int(sequence_length)
-        self.truncate_bptt = bool(truncate_bptt)
-        self.store_full_episodes = bool(store_full_episodes)
+        self.sequence_mode = resolve_sequence_mode(sequence_mode, truncate_bptt, store_full_episodes,
+                                                   owner=type(self).__name__)
         self._phase = np.zeros(self.n_envs, dtype=np.int64)
         self._seq_starts = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
         self._state_chunks: list[tuple[np.ndarray, tuple[th.Tensor, ...]]] = []
@@ -113,7 +172,7 @@ class _SequenceMixin:
         (before the reset of envs whose episode starts here)."""
         episode_start = np.asarray(kwargs["episode_start"] if "episode_start" in kwargs else args[3], dtype=bool)
         starts = sequence_starts(
-            episode_start, self.pos, self._phase, self.sequence_length, self.truncate_bptt, self.store_full_episodes
+            episode_start, self.pos, self._phase, self.sequence_length, self.sequence_mode
         )
         self._seq_starts[self.pos] = starts
         env_ids = np.flatnonzero(starts)
@@ -230,9 +289,11 @@ class SequenceBuffer(_SequenceMixin, RolloutBuffer):
     :param gae_lambda: GAE lambda
     :param gamma: discount factor
     :param n_envs: number of envs
-    :param sequence_length: maximum sequence length (truncated BPTT)
-    :param truncate_bptt: cut sequences every ``sequence_length`` steps (else whole episode segments)
-    :param store_full_episodes: align cuts to each episode's own start instead of the rollout grid
+    :param sequence_length: maximum sequence length in the aligned modes (truncated BPTT)
+    :param sequence_mode: how the rollout is cut into sequences, one of :data:`SEQUENCE_MODES`
+        (default ``"rollout_aligned"``)
+    :param truncate_bptt: old alias of ``sequence_mode`` (see :func:`resolve_sequence_mode`)
+    :param store_full_episodes: old alias of ``sequence_mode`` (see :func:`resolve_sequence_mode`)
     """
 
 

@@ -19,7 +19,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_selfplay.buffers import DictSequenceBuffer, SequenceBuffer
+from sb3_selfplay.buffers import DictSequenceBuffer, SequenceBuffer, resolve_sequence_mode
 from sb3_selfplay.policies import POLICY_ALIASES, RecurrentPolicy
 from sb3_selfplay.spaces import check_action_space
 
@@ -42,15 +42,28 @@ class RecurrentPPO(ContribRecurrentPPO):
 
     Takes every argument of ``sb3_contrib.RecurrentPPO`` and behaves the same, plus:
 
-    :param sequence_length: maximum length of a training sequence (truncated BPTT); a
-        sequence never crosses an episode boundary. ``batch_size`` counts steps, as in PPO: an
-        epoch has ``ceil(n_steps * n_envs / batch_size)`` minibatches of whole sequences, each
-        with ``batch_size`` steps on average. ``batch_size`` must be >= ``sequence_length`` and is
+    :param sequence_length: maximum length ``L`` of a training sequence (truncated BPTT) in the
+        aligned modes. ``batch_size`` counts steps, as in PPO: an epoch has
+        ``ceil(n_steps * n_envs / batch_size)`` minibatches of whole sequences, each with
+        ``batch_size`` steps on average. ``batch_size`` must be >= ``sequence_length`` and is
         rounded down to a multiple of it, with a warning, when it does not fit.
-    :param truncate_bptt: if False, a sequence is a whole episode segment inside the rollout
-        (as in sb3-contrib) and ``sequence_length`` is ignored.
-    :param store_full_episodes: if True, cuts are aligned to each episode's own start (a
-        sequence covers steps k*L..(k+1)*L-1 of its episode), else to the rollout grid.
+    :param sequence_mode: how each rollout is cut into training sequences. Every mode cuts at
+        each episode start and at the rollout start, so a sequence never crosses an episode
+        boundary, and the state stored at a cut is the rollout's own (gradients stop there):
+
+        - ``"rollout_aligned"`` (default): also cut every ``L`` steps of the rollout (steps 0,
+          L, 2L, ... of the rollout);
+        - ``"episode_aligned"``: also cut every ``L`` steps of each episode (steps 0, L, 2L, ...
+          of the episode, counted across rollouts), so a sequence covers steps kL..(k+1)L-1 of
+          its episode;
+        - ``"episode_segments"``: no other cut: a sequence is the part of one episode inside the
+          rollout, as in sb3-contrib (``sequence_length`` is ignored).
+    :param truncate_bptt: old alias of ``sequence_mode``: False means ``"episode_segments"``,
+        True one of the two aligned modes.
+    :param store_full_episodes: old alias of ``sequence_mode``: with ``truncate_bptt`` True (or
+        unset), True means ``"episode_aligned"`` and False ``"rollout_aligned"``; ignored when
+        ``truncate_bptt`` is False. Given with ``sequence_mode``, an old keyword must agree with
+        it (else a ``ValueError``); a model saved with the old keywords loads with the mode they mean.
     :param use_amp: mixed precision in ``train()``: float16 autocast with a GradScaler on CUDA;
         bfloat16 autocast on CPU (helps only on CPUs with bf16 units; rollouts stay float32).
     :param compile_policy: ``torch.compile`` the feed-forward parts of the policy in place
@@ -96,10 +109,11 @@ class RecurrentPPO(ContribRecurrentPPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
         sequence_length: int = 16,
-        truncate_bptt: bool = True,
-        store_full_episodes: bool = False,
+        sequence_mode: str | None = None,
         use_amp: bool = False,
         compile_policy: bool = False,
+        truncate_bptt: bool | None = None,
+        store_full_episodes: bool | None = None,
     ):
         if int(sequence_length) < 1:
             raise ValueError(f"RecurrentPPO: sequence_length must be >= 1 (got {sequence_length})")
@@ -107,8 +121,7 @@ class RecurrentPPO(ContribRecurrentPPO):
             env = maybe_make_env(env, verbose)
             check_action_space(env.action_space, "RecurrentPPO")
         self.sequence_length = int(sequence_length)
-        self.truncate_bptt = bool(truncate_bptt)
-        self.store_full_episodes = bool(store_full_episodes)
+        self.sequence_mode = resolve_sequence_mode(sequence_mode, truncate_bptt, store_full_episodes)
         self.use_amp = bool(use_amp)
         self.compile_policy = bool(compile_policy)
         super().__init__(
@@ -142,6 +155,10 @@ class RecurrentPPO(ContribRecurrentPPO):
     def _setup_model(self) -> None:
         if self.action_space is not None:
             check_action_space(self.action_space, "RecurrentPPO")
+        # A model saved before ``sequence_mode`` (or loaded with the old keywords) carries them as attributes.
+        legacy = {key: self.__dict__.pop(key) for key in ("truncate_bptt", "store_full_episodes") if key in self.__dict__}
+        if legacy:
+            self.sequence_mode = resolve_sequence_mode(None, **legacy)
         self._check_batch_size()
         super()._setup_model()
         if not isinstance(self.policy, RecurrentPolicy):
@@ -158,15 +175,14 @@ class RecurrentPPO(ContribRecurrentPPO):
             gae_lambda=self.gae_lambda,
             n_envs=self.n_envs,
             sequence_length=self.sequence_length,
-            truncate_bptt=self.truncate_bptt,
-            store_full_episodes=self.store_full_episodes,
+            sequence_mode=self.sequence_mode,
         )
         self._amp_scaler = th.amp.GradScaler("cuda") if self.use_amp and self.device.type == "cuda" else None
         if self.compile_policy:
             self._compile_policy()
 
     def _check_batch_size(self) -> None:
-        if self.batch_size is None or not self.truncate_bptt:
+        if self.batch_size is None or self.sequence_mode == "episode_segments":
             return
         length = min(self.sequence_length, self.n_steps)
         if self.batch_size < length:

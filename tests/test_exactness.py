@@ -33,22 +33,26 @@ def make_policy(rnn_type: str, action_space: spaces.Space, **kwargs) -> Recurren
     )
 
 
-def reference_chunk_starts(starts: np.ndarray, length: int, truncate: bool, full_episodes: bool) -> np.ndarray:
-    """Where a sequence begins, written directly from the definition (independent of buffers.py)."""
+def reference_chunk_starts(starts: np.ndarray, length: int, mode: str, rollout_steps: int | None = None) -> np.ndarray:
+    """Where a sequence begins, written directly from the definition (independent of buffers.py).
+
+    ``starts`` may hold several rollouts of ``rollout_steps`` steps one after the other; an env
+    counts its episode's steps from its first step when its episode start was not seen.
+    """
+    rollout_steps = rollout_steps or starts.shape[0]
     cut = np.zeros_like(starts)
     for e in range(starts.shape[1]):
-        since_episode = None
+        since_episode = 0
         for t in range(starts.shape[0]):
             if starts[t, e]:
                 since_episode = 0
-            if t == 0 or starts[t, e]:
+            if t % rollout_steps == 0 or starts[t, e]:
                 cut[t, e] = True
-            elif truncate and full_episodes and since_episode is not None and since_episode % length == 0:
+            elif mode == "episode_aligned" and since_episode % length == 0:
                 cut[t, e] = True
-            elif truncate and not full_episodes and t % length == 0:
+            elif mode == "rollout_aligned" and (t % rollout_steps) % length == 0:
                 cut[t, e] = True
-            if since_episode is not None:
-                since_episode += 1
+            since_episode += 1
     return cut
 
 
@@ -104,20 +108,22 @@ def reference_outputs(policy, init, obs, starts, actions, cuts):
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
 @pytest.mark.parametrize(
-    "truncate,full_episodes,length",
-    [(True, False, 5), (True, True, 5), (False, False, 16), (True, False, 1)],
+    "mode,length",
+    [("rollout_aligned", 5), ("episode_aligned", 5), ("episode_segments", 16), ("rollout_aligned", 1)],
 )
 @pytest.mark.parametrize("hybrid", [False, True])
-def test_sequences_match_step_by_step(rnn_type, truncate, full_episodes, length, hybrid):
+def test_sequences_match_step_by_step(rnn_type, mode, length, hybrid):
+    truncate = mode != "episode_segments"
     action_space = hybrid_action_space(3, 2) if hybrid else spaces.Discrete(3)
     policy = make_policy(rnn_type, action_space, n_lstm_layers=2 if rnn_type == "lstm" else 1)
     rng = np.random.default_rng(1)
     buffer = SequenceBuffer(
         N_STEPS, policy.observation_space, action_space, "cpu", n_envs=N_ENVS,
-        sequence_length=length, truncate_bptt=truncate, store_full_episodes=full_episodes,
+        sequence_length=length, sequence_mode=mode,
     )
     init, obs, starts, actions = fill_buffer(policy, buffer, rng)
-    cuts = reference_chunk_starts(starts, length, truncate, full_episodes)
+    cuts = reference_chunk_starts(starts, length, mode)
+    np.testing.assert_array_equal(buffer._seq_starts, cuts)
     weights = th.as_tensor(rng.standard_normal((2, N_STEPS * N_ENVS)), dtype=th.float32)
 
     policy.zero_grad()
@@ -167,5 +173,25 @@ def test_state_stored_only_at_sequence_starts():
                             sequence_length=8)
     _, _, starts, _ = fill_buffer(policy, buffer, np.random.default_rng(3))
     stored = sum(len(c[0]) for c in buffer._state_chunks)
-    expected = reference_chunk_starts(starts, 8, True, False).sum()
+    expected = reference_chunk_starts(starts, 8, "rollout_aligned").sum()
     assert stored == expected < N_STEPS * N_ENVS
+
+
+@pytest.mark.parametrize("mode", ["rollout_aligned", "episode_aligned", "episode_segments"])
+def test_cuts_over_consecutive_rollouts(mode):
+    """Each mode cuts where its definition says, over three rollouts (the episode phase carries over)."""
+    policy = make_policy("gru", spaces.Discrete(3))
+    buffer = SequenceBuffer(N_STEPS, policy.observation_space, spaces.Discrete(3), "cpu", n_envs=N_ENVS,
+                            sequence_length=5, sequence_mode=mode)
+    rng = np.random.default_rng(4)
+    all_starts, all_cuts = [], []
+    for _ in range(3):
+        buffer.reset()
+        _, _, starts, _ = fill_buffer(policy, buffer, rng)
+        all_starts.append(starts)
+        all_cuts.append(buffer._seq_starts.copy())
+    expected = reference_chunk_starts(np.concatenate(all_starts), 5, mode, rollout_steps=N_STEPS)
+    np.testing.assert_array_equal(np.concatenate(all_cuts), expected)
+    if mode == "episode_aligned":  # differs from the rollout grid once an episode spans two rollouts
+        assert not np.array_equal(expected, reference_chunk_starts(np.concatenate(all_starts), 5, "rollout_aligned",
+                                                                   rollout_steps=N_STEPS))

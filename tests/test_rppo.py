@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -57,15 +59,15 @@ def test_gru_aliases(policy):
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
-@pytest.mark.parametrize("truncate,full", [(True, False), (True, True), (False, False)])
-def test_save_load_roundtrip(tmp_path, rnn_type, truncate, full):
-    model = tiny_model(policy_kwargs={"rnn_type": rnn_type}, truncate_bptt=truncate, store_full_episodes=full)
+@pytest.mark.parametrize("mode", ["rollout_aligned", "episode_aligned", "episode_segments"])
+def test_save_load_roundtrip(tmp_path, rnn_type, mode):
+    model = tiny_model(policy_kwargs={"rnn_type": rnn_type}, sequence_mode=mode)
     model.learn(64)
     path = tmp_path / "model.zip"
     model.save(path)
     loaded = RecurrentPPO.load(path, device="cpu")
     assert loaded.sequence_length == model.sequence_length
-    assert loaded.truncate_bptt == truncate and loaded.store_full_episodes == full
+    assert loaded.sequence_mode == mode == loaded.rollout_buffer.sequence_mode
     assert loaded.policy.rnn_type == rnn_type
     for (n1, p1), (n2, p2) in zip(model.policy.state_dict().items(), loaded.policy.state_dict().items(), strict=True):
         assert n1 == n2
@@ -317,3 +319,74 @@ def test_masked_mean_selects_valid_rows(bad):
     mean.backward()
     th.testing.assert_close(values.grad, th.tensor([1 / 3, 1 / 3, 0.0, 1 / 3]))
     assert masked_mean(values, th.zeros(4, dtype=th.bool)).item() == 0.0  # no valid row: 0, not NaN
+
+
+
+# ---------------------------------------------------------------- sequence_mode and its old aliases
+
+SEQUENCE_ALIASES = [  # old keywords -> the mode they mean
+    ({}, "rollout_aligned"),
+    ({"truncate_bptt": True}, "rollout_aligned"),
+    ({"store_full_episodes": False}, "rollout_aligned"),
+    ({"truncate_bptt": True, "store_full_episodes": False}, "rollout_aligned"),
+    ({"store_full_episodes": True}, "episode_aligned"),
+    ({"truncate_bptt": True, "store_full_episodes": True}, "episode_aligned"),
+    ({"truncate_bptt": False}, "episode_segments"),
+    ({"truncate_bptt": False, "store_full_episodes": False}, "episode_segments"),
+    ({"truncate_bptt": False, "store_full_episodes": True}, "episode_segments"),
+]
+
+
+@pytest.mark.parametrize("old,mode", SEQUENCE_ALIASES)
+def test_old_sequence_keywords_are_aliases(old, mode):
+    model = tiny_model(**old)
+    assert model.sequence_mode == mode == model.rollout_buffer.sequence_mode
+    assert not hasattr(model, "truncate_bptt") and not hasattr(model, "store_full_episodes")
+    assert tiny_model(sequence_mode=mode, **old).sequence_mode == mode  # agreeing keywords are accepted
+
+
+@pytest.mark.parametrize(
+    "mode,old,message",
+    [
+        ("episode_segments", {"truncate_bptt": True},
+         "truncate_bptt=True (an old keyword that means sequence_mode 'episode_aligned' or 'rollout_aligned')"),
+        ("rollout_aligned", {"truncate_bptt": False},
+         "truncate_bptt=False (an old keyword that means sequence_mode 'episode_segments')"),
+        ("rollout_aligned", {"store_full_episodes": True},
+         "store_full_episodes=True (an old keyword that means sequence_mode 'episode_aligned' or 'episode_segments')"),
+        ("episode_aligned", {"store_full_episodes": False},
+         "store_full_episodes=False (an old keyword that means sequence_mode 'episode_segments' or 'rollout_aligned')"),
+    ],
+)
+def test_contradicting_sequence_keywords_are_an_error(mode, old, message):
+    expected = f"RecurrentPPO: sequence_mode={mode!r} contradicts {message}"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        tiny_model(sequence_mode=mode, **old)
+
+
+def test_unknown_sequence_mode():
+    with pytest.raises(ValueError, match="^RecurrentPPO: unknown sequence_mode 'full'; expected one of "
+                                         "rollout_aligned, episode_aligned, episode_segments$"):
+        tiny_model(sequence_mode="full")
+
+
+@pytest.mark.parametrize("old,mode", [SEQUENCE_ALIASES[3], SEQUENCE_ALIASES[5], SEQUENCE_ALIASES[7]])
+def test_model_saved_with_old_keywords_loads_with_their_mode(tmp_path, old, mode):
+    """A zip written before sequence_mode holds truncate_bptt/store_full_episodes: they still mean the same."""
+    from stable_baselines3.common.save_util import load_from_zip_file, save_to_zip_file
+
+    model = tiny_model(sequence_mode="rollout_aligned")
+    model.save(tmp_path / "new.zip")
+    data, params, variables = load_from_zip_file(tmp_path / "new.zip")
+    del data["sequence_mode"]
+    data.update(old)
+    save_to_zip_file(tmp_path / "old.zip", data=data, params=params, pytorch_variables=variables)
+    loaded = RecurrentPPO.load(tmp_path / "old.zip", env=model.get_env())
+    assert loaded.sequence_mode == mode == loaded.rollout_buffer.sequence_mode
+    assert "truncate_bptt" not in loaded.__dict__ and "store_full_episodes" not in loaded.__dict__
+    loaded.learn(32)
+
+
+def test_batch_size_is_not_checked_without_length_cuts():
+    model = tiny_model(sequence_mode="episode_segments", batch_size=4)  # < sequence_length: fine, it is ignored
+    assert model.batch_size == 4
