@@ -13,6 +13,7 @@ from sb3_selfplay.games import (
     TwoPlayerGame,
     check_game,
     make_game,
+    outcome_winner,
     register_game,
     registered_games,
 )
@@ -114,3 +115,35 @@ def test_reset_with_seed_is_deterministic():
         ob, rb, *_ = b.step(act)
         np.testing.assert_array_equal(oa, ob)
         np.testing.assert_array_equal(ra, rb)
+
+
+class NoOutcome(DuelGame):
+    """Duel with a bug: finished envs report everything but the outcome."""
+
+    game_id = None
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, infos = super().step(actions)
+        for info in infos:
+            info.pop("outcome", None)
+        return obs, rewards, terminated, truncated, infos
+
+
+def test_missing_outcome_is_an_error_naming_the_game():
+    game = NoOutcome(num_envs=2, max_steps=3)
+    with pytest.raises(AssertionError, match="game 'NoOutcome': a finished episode \\(env 0\\) has no outcome"):
+        check_game(game, n_steps=5)
+    with pytest.raises(ValueError, match="'Duel-v0': outcome winner \\(env 3\\) must be 0, 1 or None, got 2"):
+        outcome_winner({"outcome": {"winner": 2}}, make_game("Duel-v0"), 3)
+    assert outcome_winner({"outcome": {"winner": np.int64(1)}}, "G") == 1
+    assert outcome_winner({"outcome": {"winner": None}}, "G") is None
+
+
+def test_make_game_sets_the_game_id():
+    assert make_game("Duel-v0").game_id == DuelGame.game_id == "Duel-v0"
+    try:
+        register_game("Alias-v0", DuelGame)
+        assert make_game("Alias-v0").game_id == "Alias-v0"
+        assert DuelGame.game_id == "Duel-v0"  # set on the instance, not the class
+    finally:
+        GAME_REGISTRY.pop("Alias-v0", None)

@@ -16,6 +16,12 @@ from pettingzoo import ParallelEnv
 from pettingzoo.test import parallel_api_test
 
 from sb3_selfplay.games import PettingZooGame, TwoPlayerGame, check_game
+from sb3_selfplay.games.pettingzoo_game import (
+    EpisodeEnd,
+    outcome_from_info,
+    outcome_from_last_reward,
+    outcome_from_returns,
+)
 
 
 class CueDuel(ParallelEnv):
@@ -163,8 +169,8 @@ def test_end_of_episode_info_and_auto_reset():
 def test_custom_outcome_fn_and_agent_leaving_early():
     calls = []
 
-    def outcome(final_rewards: np.ndarray, infos: dict) -> int | None:
-        calls.append((final_rewards.tolist(), sorted(infos)))
+    def outcome(end: EpisodeEnd) -> int | None:
+        calls.append((end.last_rewards.tolist(), sorted(end.infos), end.returns.tolist(), end.agents, end.length))
         return 1
 
     game = PettingZooGame(functools.partial(CueDuel, leave_at=1), num_envs=3, outcome_fn=outcome, seed=0)
@@ -175,7 +181,8 @@ def test_custom_outcome_fn_and_agent_leaving_early():
             assert np.all(rewards[:, 1] == -1.0)
     assert terminated.all() and all(info["outcome"] == {"winner": 1} for info in infos)
     assert len(calls) == 3 and calls[0][1] == ["player_0", "player_1"]
-    assert all(r[1] == -1.0 for r, _ in calls)  # the leaver's reward at its own final step
+    assert all(c[0][1] == -1.0 for c in calls)  # the leaver's reward at its own final step
+    assert all(c[2][1] == -1.0 and c[3] == ("player_0", "player_1") and c[4] == 3 for c in calls)
     assert all(info["episode"]["l"] == 3 for info in infos)
 
 
@@ -215,3 +222,81 @@ def test_adapter_rejects_unsuitable_envs():
 
     with pytest.raises(ValueError, match="exactly two agents"):
         PettingZooGame(Crowd, num_envs=1)
+
+
+class Rally(ParallelEnv):
+    """
+    SlimeVolley-like: a fixed sequence of points, each paying +1 to its scorer and -1 to the
+    other; the game ends after the last point. With ``points=(0, 0, 1)`` ``player_0`` wins the
+    game 2-1 while the last point's reward names ``player_1``, the loser.
+
+    :param points: The seat that scores each point.
+    :param winner_info: Also state the winner's name in the final infos under ``"winner"``.
+    """
+
+    metadata = {"name": "rally_v0"}
+
+    def __init__(self, points: tuple[int, ...] = (0, 0, 1), winner_info: bool = False):
+        self.points, self.winner_info = points, winner_info
+        self.possible_agents = ["player_0", "player_1"]
+        self.agents: list[str] = []
+        self.t = 0
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019
+    def observation_space(self, agent: str) -> spaces.Space:
+        return spaces.Box(0.0, 1.0, (1,), np.float32)
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019
+    def action_space(self, agent: str) -> spaces.Space:
+        return spaces.Discrete(2)
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self.agents, self.t = list(self.possible_agents), 0
+        return {a: np.zeros(1, np.float32) for a in self.agents}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        scorer = self.points[self.t]
+        self.t += 1
+        rewards = {a: 1.0 if k == scorer else -1.0 for k, a in enumerate(self.agents)}
+        done = self.t == len(self.points)
+        infos: dict[str, dict] = {a: {} for a in self.agents}
+        if done and self.winner_info:
+            score = sum(1 if p == 0 else -1 for p in self.points)
+            infos = {a: {"winner": "draw" if score == 0 else self.agents[0 if score > 0 else 1]} for a in self.agents}
+        obs = {a: np.full(1, self.t / len(self.points), np.float32) for a in self.agents}
+        agents, self.agents = self.agents, [] if done else self.agents
+        return obs, rewards, dict.fromkeys(agents, done), dict.fromkeys(agents, False), infos
+
+
+def final_winners(game: PettingZooGame, n_steps: int) -> list:
+    game.reset(seed=0)
+    out = []
+    for _ in range(n_steps):
+        _, _, terminated, truncated, infos = game.step(np.zeros((game.num_envs, 2), np.int64))
+        out += [infos[i]["outcome"]["winner"] for i in np.flatnonzero(terminated | truncated)]
+    return out
+
+
+def test_default_outcome_sums_the_episode_not_the_last_point():
+    parallel_api_test(Rally(), num_cycles=10)
+    assert final_winners(PettingZooGame(Rally, num_envs=2), 3) == [0, 0]  # 2-1 for player_0
+    assert final_winners(PettingZooGame(Rally, num_envs=2, outcome_fn=outcome_from_returns), 3) == [0, 0]
+    # The last point's reward names the loser: the last-reward helper is wrong for this game.
+    assert final_winners(PettingZooGame(Rally, num_envs=1, outcome_fn=outcome_from_last_reward), 3) == [1]
+    drawn = functools.partial(Rally, points=(1, 0, 0, 1))
+    assert final_winners(PettingZooGame(drawn, num_envs=1), 4) == [None]
+
+
+def test_outcome_from_info_reads_the_winner_the_env_states():
+    fn = outcome_from_info("winner")
+    for points, expected in (((0, 0, 1), 0), ((1, 1, 0), 1), ((0, 1), None)):
+        env_fn = functools.partial(Rally, points=points, winner_info=True)
+        assert final_winners(PettingZooGame(env_fn, num_envs=1, outcome_fn=fn), len(points)) == [expected]
+    silent = PettingZooGame(Rally, num_envs=1, outcome_fn=fn)
+    with pytest.raises(ValueError, match="no agent's final info holds 'winner'"):
+        final_winners(silent, 3)
+    end = EpisodeEnd(np.zeros(2), np.zeros(2), {"a": {"winner": "b"}}, ("a", "c"), True, 1)
+    with pytest.raises(ValueError, match="not one of the agents"):
+        fn(end)
+    with pytest.raises(ValueError, match="outcome_fn must return 0, 1 or None"):
+        final_winners(PettingZooGame(Rally, num_envs=1, outcome_fn=lambda end: "player_0"), 3)

@@ -94,3 +94,40 @@ def test_errors():
     with pytest.raises(TypeError):
         sample_opponents(["a"], [1200.0], 1200.0, "uniform", 1, rng, temperature=3.0)
     assert get_sampler("pfsp") is OPPONENT_SAMPLERS["pfsp"]
+
+
+def test_opponent_sampling_is_one_validated_frozen_value():
+    import dataclasses
+
+    from sb3_selfplay.selfplay.sampling import OpponentSampling, strategy_parameters
+
+    mix = OpponentSampling(strategy="pfsp", latest_ratio=0, bots=["random", "hunter"], strategy_params={"k": 3})
+    assert mix.bots == ("random", "hunter") and mix.latest_ratio == 0.0 and isinstance(mix.latest_ratio, float)
+    assert dict(mix.strategy_params) == {"k": 3} and mix.opponents is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mix.latest_ratio = 0.3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        mix.strategy_params["k"] = 1  # type: ignore[index]
+    changed = mix.replace(latest_ratio=0.25, opponents=["a", "b"])
+    assert (changed.latest_ratio, changed.opponents, changed.bots) == (0.25, ("a", "b"), mix.bots)
+    assert mix.to_dict()["bots"] == ["random", "hunter"] and OpponentSampling(**mix.to_dict()) == mix
+    assert strategy_parameters("pfsp") == ("weighting", "k") and strategy_parameters("uniform") == ()
+    bad = {
+        "unknown opponent sampling strategy 'best'": dict(strategy="best"),
+        "latest_ratio must be in \\[0, 1\\], got 1.5": dict(latest_ratio=1.5),
+        "bot_ratio must be in \\[0, 1\\], got -0.1": dict(bot_ratio=-0.1),
+        "latest_ratio must be a number": dict(latest_ratio="half"),
+        "bots must be a list of names, got 'random'": dict(bots="random"),
+        "opponents must be None or a non-empty list": dict(opponents=[]),
+        "unknown parameter\\(s\\) 'temperature' for strategy 'pfsp'; its parameters: weighting, k": dict(
+            strategy="pfsp", strategy_params={"temperature": 1.0}
+        ),
+        "temperature > 0": dict(strategy="elo", strategy_params={"temperature": 0.0}),
+        "unknown pfsp weighting 'soft'": dict(strategy="pfsp", strategy_params={"weighting": "soft"}),
+    }
+    for message, kwargs in bad.items():
+        with pytest.raises(ValueError, match=message) as err:
+            OpponentSampling(**kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="unknown field\\(s\\) 'ratio'"):
+        mix.replace(ratio=0.5)

@@ -14,7 +14,7 @@ from sb3_selfplay.policies import RecurrentPolicy
 from sb3_selfplay.selfplay import LATEST, LEARNER, OpponentPool
 from sb3_selfplay.callbacks import SelfPlayCallback, find_selfplay_env
 from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
-from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
+from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv, opponent_kind
 
 SHORT = dict(max_steps=12)  # short Duel episodes: many finished games in a few steps
 
@@ -363,3 +363,58 @@ def test_callback_needs_a_selfplay_env(tmp_path):
     model = PPO(HybridMlpPolicy, DuelEnv(), n_steps=16, batch_size=16, n_epochs=1)
     with pytest.raises(TypeError, match="SelfPlayVecEnv"):
         model.learn(16, callback=SelfPlayCallback(pool))
+
+
+def test_game_without_outcome_is_an_error_not_a_draw():
+    from sb3_selfplay.games import DuelGame
+
+    class NoOutcome(DuelGame):
+        def step(self, actions):
+            obs, rewards, terminated, truncated, infos = super().step(actions)
+            for info in infos:
+                info.pop("outcome", None)
+            return obs, rewards, terminated, truncated, infos
+
+    env = SelfPlayVecEnv(NoOutcome(num_envs=2, max_steps=2), None, latest_ratio=0.0, seed=0)
+    env.reset()
+    env.step(np.stack([env.action_space.sample() for _ in range(2)]))
+    with pytest.raises(ValueError, match="game 'Duel-v0': a finished episode \\(env 0\\) has no outcome"):
+        env.step(np.stack([env.action_space.sample() for _ in range(2)]))
+
+
+def test_bots_come_from_the_game(tmp_path):
+    game = make_game("Duel-v0", 4, **SHORT)
+    env = SelfPlayVecEnv(game, None, seed=0)
+    assert env.sampling.bots is None and env.bots == ("random", "turret", "hunter")
+    assert [env.opponent_kind(o) for o in ("hunter", LATEST, LEARNER, "snap-1")] == ["bot", "latest", "latest", "snapshot"]
+    assert opponent_kind("greedy", ("random", "greedy")) == "bot" and opponent_kind("hunter", ("random",)) == "snapshot"
+    with pytest.raises(ValueError, match="unknown bot 'sniper' for game 'Duel-v0'; its bots: random, turret, hunter"):
+        SelfPlayVecEnv(game, None, bots=("random", "sniper"))
+
+
+def test_configure_applies_one_validated_sampling_value(tmp_path):
+    from sb3_selfplay.selfplay.sampling import OpponentSampling
+
+    pool = OpponentPool(tmp_path / "pool")
+    env = SelfPlayVecEnv(make_game("Duel-v0", 64, **SHORT), pool, bots=("random",), latest_ratio=0.0, seed=0)
+    assert env.sampling == OpponentSampling(latest_ratio=0.0, bots=("random",))
+    env.reset()
+    assert set(env.opponent_ids()) == {"random"}
+    applied = env.configure(bots=["hunter"], latest_ratio=0.25)
+    assert env.sampling is applied and applied.bots == ("hunter",) and applied.latest_ratio == 0.25
+    assert env.bots == ("hunter",) and env.latest_ratio == 0.25 and "hunter" in pool.ratings()
+    env.configure(OpponentSampling(strategy="latest", latest_ratio=1.0))
+    assert env.strategy == "latest" and env.bots == ("random", "turret", "hunter")
+    before = env.sampling
+    for kwargs in ({"bots": ["sniper"]}, {"latest_ratio": 2.0}, {"strategy": "best"}, {"ratio": 0.1}):
+        with pytest.raises(ValueError) as err:
+            env.configure(**kwargs)
+        assert "\n" not in str(err.value)
+    assert env.sampling is before  # a rejected change leaves the mix as it was
+    with pytest.raises(AttributeError):
+        env.latest_ratio = 0.5  # the mix changes through configure() only
+    with pytest.raises(ValueError, match="not both"):
+        SelfPlayVecEnv(make_game("Duel-v0", 2), None, latest_ratio=0.1, sampling=OpponentSampling())
+    env = SelfPlayVecEnv(make_game("Duel-v0", 8, **SHORT), None, sampling=OpponentSampling(opponents=("turret",)))
+    env.reset()
+    assert set(env.opponent_ids()) <= {"turret", LATEST}

@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame, make_game, register_game, registered_games
+from sb3_selfplay.games.base import (
+    GAME_REGISTRY,
+    TwoPlayerGame,
+    make_game,
+    outcome_winner,
+    register_game,
+    registered_games,
+)
 from sb3_selfplay.games.bots import Bot, BotFactory, RandomBot, game_bots, make_bot, register_bot
 from sb3_selfplay.games.checker import check_game
 from sb3_selfplay.games.duel import DuelEnv, DuelGame, DuelParallelEnv, DuelParams, parallel_env, play_bots
-from sb3_selfplay.games.pettingzoo_game import PettingZooGame
+from sb3_selfplay.games.pettingzoo_game import (
+    EpisodeEnd,
+    PettingZooGame,
+    outcome_from_info,
+    outcome_from_last_reward,
+    outcome_from_returns,
+)
 
 __all__ = [
     "GAME_REGISTRY",
@@ -19,6 +32,7 @@ __all__ = [
     "DuelGame",
     "DuelParallelEnv",
     "DuelParams",
+    "EpisodeEnd",
     "PettingZooGame",
     "RandomBot",
     "TwoPlayerGame",
@@ -26,6 +40,10 @@ __all__ = [
     "game_bots",
     "make_bot",
     "make_game",
+    "outcome_from_info",
+    "outcome_from_last_reward",
+    "outcome_from_returns",
+    "outcome_winner",
     "parallel_env",
     "play_bots",
     "register_bot",

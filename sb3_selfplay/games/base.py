@@ -14,7 +14,9 @@ Shapes (``N = num_envs``)::
 
 At the end of an episode, ``infos[i]`` holds:
 
-- ``"outcome"``: ``{"winner": 0 | 1 | None}`` (``None`` is a draw),
+- ``"outcome"``: ``{"winner": 0 | 1 | None}`` (``None`` is a draw). It is required: self-play,
+  tournaments and the checker raise an error naming the game when a finished env lacks it
+  (:func:`outcome_winner`), never score the game as a silent draw,
 - ``"terminal_observation"``: the last observation of the finished episode, shape ``(2, *obs_shape)``
   (the returned ``obs[i]`` is already the first observation of the next episode),
 - ``"episode"``: ``{"r": [return_0, return_1], "l": length}``,
@@ -38,6 +40,7 @@ __all__ = [
     "GAME_REGISTRY",
     "TwoPlayerGame",
     "make_game",
+    "outcome_winner",
     "register_game",
     "registered_games",
 ]
@@ -180,3 +183,27 @@ def make_game(env_id: str, num_envs: int = 1, **params: Any) -> TwoPlayerGame:
     game = factory(num_envs=num_envs, **params)
     game.game_id = env_id
     return game
+
+
+def outcome_winner(info: Mapping[str, Any], game: TwoPlayerGame | str, env_index: int | None = None) -> int | None:
+    """
+    The winner a finished env's info states.
+
+    :param info: The info dict of a finished env.
+    :param game: The game (or its name), to name it in the error.
+    :param env_index: The env's index, to name it in the error.
+    :return: The winning seat, ``0`` or ``1``, or ``None`` for a draw.
+    :raises ValueError: (one line, naming the game) the info has no valid ``outcome``.
+    """
+    outcome = info.get("outcome")
+    where = "" if env_index is None else f" (env {env_index})"
+    name = game if isinstance(game, str) else (game.game_id or type(game).__name__)
+    if not isinstance(outcome, Mapping) or "winner" not in outcome:
+        raise ValueError(
+            f"game {name!r}: a finished episode{where} has no outcome in its info; every finished env must "
+            "report info['outcome'] = {'winner': 0 | 1 | None} (None: a draw)"
+        )
+    winner = outcome["winner"]
+    if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
+        raise ValueError(f"game {name!r}: outcome winner{where} must be 0, 1 or None, got {winner!r}")
+    return None if winner is None else int(winner)

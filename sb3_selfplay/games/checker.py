@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sb3_selfplay.games.base import TwoPlayerGame
+from sb3_selfplay.games.base import TwoPlayerGame, outcome_winner
 
 __all__ = ["check_game"]
 
@@ -39,7 +39,7 @@ def check_game(
 
     Checked: spaces and shapes; dtypes (``float32`` rewards, ``bool`` flags); observations in
     the observation space; ``reset(seed)`` determinism; one info dict per env; at every episode
-    end an explicit outcome, a terminal observation, the episode return (equal to the summed
+    end of every env an explicit, valid outcome (``{"winner": 0 | 1 | None}``), a terminal observation, the episode return (equal to the summed
     rewards) and length, per-seat metrics and reward components (summing to the return); the
     automatic reset; JSON-serialisable ``get_state``; ``get_params``/``set_params``; ``render``.
 
@@ -84,10 +84,12 @@ def check_game(
             if not done[i]:
                 assert "outcome" not in info, "only finished episodes may report an outcome"
                 continue
+            try:
+                winner = outcome_winner(info, game, i)
+            except ValueError as exc:
+                raise AssertionError(str(exc)) from None
             missing = [k for k in END_KEYS if k not in info]
             assert not missing, f"info of a finished episode lacks {missing}"
-            winner = info["outcome"]["winner"]
-            assert winner in (0, 1, None), f"outcome winner must be 0, 1 or None, got {winner!r}"
             last = np.asarray(info["terminal_observation"])
             assert last.shape == obs_shape[1:], f"terminal_observation must have shape {obs_shape[1:]}"
             episode = info["episode"]

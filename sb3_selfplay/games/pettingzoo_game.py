@@ -5,39 +5,125 @@ loops over them in Python: fine for user games and tests, while the built-in Due
 natively batched. Seat ``k`` is ``possible_agents[k]``; both agents must have identical spaces
 (and, for self-play to make sense, egocentric observations).
 
-Outcome: PettingZoo has no standard field for the winner, so by default the adapter compares
-the two agents' rewards at their final step: the higher one wins, equal rewards are a draw.
-This suits games that pay the result at the end (``+1 / -1``). For anything else pass
-``outcome_fn(final_rewards, infos) -> 0 | 1 | None``, which is what the game's code should state.
+Outcome. PettingZoo has no standard field for the winner, so the adapter asks an
+``outcome_fn(end: EpisodeEnd) -> 0 | 1 | None`` (the winning seat, ``None`` for a draw) at the
+end of every episode. :class:`EpisodeEnd` holds what the episode left: ``returns`` (each seat's
+summed rewards), ``last_rewards`` (each seat's reward at its own final step), ``infos`` (each
+agent's last info dict, keyed by agent name), ``agents`` (the agent names in seat order),
+``terminated`` and ``length``. Ready helpers:
+
+- :func:`outcome_from_returns` (the default): the seat with the higher episode return wins, equal
+  returns are a draw. Right for games scored by points over the whole episode (in SlimeVolley
+  the last point's reward names the winner of the last point, not of the game).
+- :func:`outcome_from_last_reward`: the seat with the higher reward at its final step wins
+  (games that pay the result only at the end, ``+1 / -1``, and shape rewards before).
+- :func:`outcome_from_info(key) <outcome_from_info>`: the env states the winner in its info dict
+  under ``key``, as an agent name, a seat index, or ``None`` / ``"draw"`` for a draw.
+
+Any other rule is a function of :class:`EpisodeEnd`; it should be the game's own statement of
+who won, never a guess.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from sb3_selfplay.games.base import TwoPlayerGame
 
-__all__ = ["PettingZooGame", "final_reward_outcome"]
+__all__ = [
+    "EpisodeEnd",
+    "OutcomeFn",
+    "PettingZooGame",
+    "outcome_from_info",
+    "outcome_from_last_reward",
+    "outcome_from_returns",
+]
 
-OutcomeFn = Callable[[np.ndarray, dict[str, dict[str, Any]]], "int | None"]
+
+@dataclass(frozen=True)
+class EpisodeEnd:
+    """What a finished episode of a PettingZoo game left, for an ``outcome_fn``."""
+
+    returns: np.ndarray
+    """Each seat's summed rewards over the episode, shape ``(2,)``."""
+    last_rewards: np.ndarray
+    """Each seat's reward at its own final step (an agent may leave early), shape ``(2,)``."""
+    infos: Mapping[str, Mapping[str, Any]]
+    """Each agent's last info dict (from its final step), keyed by agent name."""
+    agents: tuple[str, str]
+    """The agent names in seat order (``possible_agents``)."""
+    terminated: bool
+    """Whether some agent terminated (False: every agent was truncated)."""
+    length: int
+    """Number of steps of the episode."""
 
 
-def final_reward_outcome(final_rewards: np.ndarray, infos: dict[str, dict[str, Any]]) -> int | None:
-    """
-    Default outcome: the seat whose reward at its final step is higher wins; equal is a draw.
+OutcomeFn = Callable[[EpisodeEnd], "int | None"]
 
-    :param final_rewards: ``[reward_0, reward_1]`` at each agent's final step.
-    :param infos: The agents' info dicts of the final step (unused).
-    :return: The winning seat, or ``None`` for a draw.
-    """
-    if final_rewards[0] > final_rewards[1]:
+
+def _higher(values: np.ndarray) -> int | None:
+    if values[0] > values[1]:
         return 0
-    if final_rewards[1] > final_rewards[0]:
+    if values[1] > values[0]:
         return 1
     return None
+
+
+def outcome_from_returns(end: EpisodeEnd) -> int | None:
+    """
+    The default outcome: the seat with the higher episode return (summed rewards) wins; equal
+    returns are a draw.
+
+    :param end: The finished episode.
+    :return: The winning seat, or ``None`` for a draw.
+    """
+    return _higher(end.returns)
+
+
+def outcome_from_last_reward(end: EpisodeEnd) -> int | None:
+    """
+    The seat whose reward at its final step is higher wins; equal is a draw. Suits games that
+    pay the result only at the end (``+1 / -1``) on top of earlier shaping rewards.
+
+    :param end: The finished episode.
+    :return: The winning seat, or ``None`` for a draw.
+    """
+    return _higher(end.last_rewards)
+
+
+def outcome_from_info(key: str = "winner") -> OutcomeFn:
+    """
+    An outcome read from the env's info dicts: the first agent whose last info holds ``key``
+    names the winner, as an agent name, a seat index (``0``/``1``), or ``None`` / ``"draw"``.
+
+    :param key: The info key the env writes the winner under.
+    :return: The ``outcome_fn``.
+    """
+
+    def outcome(end: EpisodeEnd) -> int | None:
+        for agent in end.agents:
+            info = end.infos.get(agent, {})
+            if key not in info:
+                continue
+            winner = info[key]
+            if winner is None or winner == "draw":
+                return None
+            if isinstance(winner, str):
+                if winner not in end.agents:
+                    raise ValueError(f"info[{key!r}] names {winner!r}, not one of the agents {list(end.agents)}")
+                return end.agents.index(winner)
+            if isinstance(winner, (int, np.integer)) and not isinstance(winner, bool) and winner in (0, 1):
+                return int(winner)
+            raise ValueError(f"info[{key!r}] must be an agent name, 0, 1, None or 'draw', got {winner!r}")
+        raise ValueError(f"no agent's final info holds {key!r}: the env must state the winner there")
+
+    outcome.__qualname__ = f"outcome_from_info({key!r})"
+    return outcome
 
 
 class PettingZooGame(TwoPlayerGame):
@@ -49,9 +135,9 @@ class PettingZooGame(TwoPlayerGame):
 
     :param env_fn: Builds one ``ParallelEnv`` (e.g. ``my_game.parallel_env``).
     :param num_envs: Number of instances stepped together.
-    :param outcome_fn: ``outcome_fn(final_rewards, infos) -> 0 | 1 | None`` deciding the winner
-        from each agent's reward at its final step and the final infos (keyed by agent name);
-        default :func:`final_reward_outcome`.
+    :param outcome_fn: ``outcome_fn(end: EpisodeEnd) -> 0 | 1 | None``, the winning seat of a
+        finished episode (``None``: a draw); default :func:`outcome_from_returns` (higher summed
+        rewards win). See the module docstring for the ready helpers.
     :param seed: Seed of the first reset (instance ``i`` gets ``seed + i``).
     :param game_id: The game's id: its bots are those registered for this id
         (:func:`~sb3_selfplay.games.bots.register_bot`); :func:`~sb3_selfplay.games.base.make_game`
@@ -85,7 +171,7 @@ class PettingZooGame(TwoPlayerGame):
             )
         self.observation_space: spaces.Space = obs_space
         self.action_space: spaces.Space = act_space
-        self.outcome_fn: OutcomeFn = outcome_fn or final_reward_outcome
+        self.outcome_fn: OutcomeFn = outcome_fn or outcome_from_returns
         self._next_seed = seed
         self._rebuild = np.zeros(self.num_envs, bool)
         n = self.num_envs
@@ -94,9 +180,13 @@ class PettingZooGame(TwoPlayerGame):
         self._last_rewards = np.zeros((n, 2), np.float64)
         self._lengths = np.zeros(n, np.int64)
         self._finished: list[set[str]] = [set() for _ in range(n)]
+        self._last_infos: list[dict[str, dict[str, Any]]] = [{} for _ in range(n)]
         self._any_terminated = np.zeros(n, bool)
 
     # ------------------------------------------------------------------ helpers
+    def _name(self) -> str:
+        return self.game_id or f"PettingZooGame({self.envs[0].metadata.get('name', type(self.envs[0]).__name__)})"
+
     def _to_env_action(self, action: np.ndarray) -> Any:
         if isinstance(self.action_space, spaces.Discrete):
             return int(action)
@@ -114,6 +204,7 @@ class PettingZooGame(TwoPlayerGame):
         self._last_rewards[i] = 0.0
         self._lengths[i] = 0
         self._finished[i] = set()
+        self._last_infos[i] = {}
         self._any_terminated[i] = False
 
     # ------------------------------------------------------------------ protocol
@@ -158,6 +249,8 @@ class PettingZooGame(TwoPlayerGame):
                 r = float(rew.get(agent, 0.0))
                 rewards[i, k] = r
                 self._last_rewards[i, k] = r
+                if agent in info:
+                    self._last_infos[i][agent] = dict(info[agent])
                 if term.get(agent, False) or trunc.get(agent, False):
                     self._finished[i].add(agent)
                     self._any_terminated[i] |= bool(term.get(agent, False))
@@ -166,10 +259,18 @@ class PettingZooGame(TwoPlayerGame):
                 continue
             terminated[i] = self._any_terminated[i]
             truncated[i] = not terminated[i]
-            final_infos = {a: dict(info.get(a, {})) for a in self.agents}
-            winner = self.outcome_fn(self._last_rewards[i].copy(), final_infos)
-            if winner not in (0, 1, None):
-                raise ValueError(f"outcome_fn must return 0, 1 or None, got {winner!r}")
+            final_infos = {a: self._last_infos[i].get(a, {}) for a in self.agents}
+            end = EpisodeEnd(
+                returns=self._returns[i].copy(),
+                last_rewards=self._last_rewards[i].copy(),
+                infos=final_infos,
+                agents=(self.agents[0], self.agents[1]),
+                terminated=bool(terminated[i]),
+                length=int(self._lengths[i]),
+            )
+            winner = self.outcome_fn(end)
+            if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
+                raise ValueError(f"{self._name()}: outcome_fn must return 0, 1 or None, got {winner!r}")
             returns = self._returns[i].tolist()
             infos[i] = {
                 "outcome": {"winner": None if winner is None else int(winner)},

@@ -4,11 +4,20 @@ Each sampler has the signature ``(learner_rating, ratings, rng, **params) -> pro
 over the candidates (in the caller's order, oldest snapshot first). ``sample_opponents`` mixes
 the chosen strategy with games against the current learner weights (ML-Agents'
 ``play_against_latest_model_ratio``).
+
+:class:`OpponentSampling` is the whole opponent mix of a self-play env as one frozen value,
+validated once when it is built; ``SelfPlayVecEnv.configure`` applies one (the YAML settings
+and the curriculum build theirs with it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -17,12 +26,14 @@ from sb3_selfplay.selfplay.ratings import expected_score
 __all__ = [
     "LATEST",
     "OPPONENT_SAMPLERS",
+    "OpponentSampling",
     "check_ratio",
     "elo_probs",
     "get_sampler",
     "latest_probs",
     "pfsp_probs",
     "sample_opponents",
+    "strategy_parameters",
     "uniform_probs",
 ]
 
@@ -172,3 +183,100 @@ def sample_opponents(
     picks = rng.choice(len(candidates), size=n, p=probs)
     use_latest = rng.random(n) < latest_ratio
     return [LATEST if latest else candidates[k] for latest, k in zip(use_latest, picks)]
+
+
+def _names(field_name: str, value: Any) -> tuple[str, ...] | None:
+    """``value`` as a tuple of non-empty strings (None stays None); a bare string is an error."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (Sequence, set, frozenset)):
+        raise ValueError(f"OpponentSampling: {field_name} must be a list of names, got {value!r}")
+    names = tuple(value)
+    bad = [v for v in names if not isinstance(v, str) or not v]
+    if bad:
+        raise ValueError(f"OpponentSampling: {field_name} must hold non-empty strings, got {bad}")
+    return names
+
+
+def strategy_parameters(strategy: str) -> tuple[str, ...]:
+    """:return: The keyword parameters a strategy takes (e.g. ``("weighting", "k")`` for ``pfsp``)."""
+    params = inspect.signature(get_sampler(strategy)).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+@dataclass(frozen=True)
+class OpponentSampling:
+    """
+    How a self-play env draws its opponents: one frozen value, validated once here (one-line
+    ``ValueError`` naming the field). Build a changed copy with :meth:`replace`.
+
+    Bot names are checked against the game where the value is applied
+    (``SelfPlayVecEnv.configure``), since the value itself knows no game.
+    """
+
+    strategy: str = "uniform"
+    """Sampling strategy, a key of :data:`OPPONENT_SAMPLERS` (``uniform``, ``latest``, ``elo``, ``pfsp``)."""
+    latest_ratio: float = 0.5
+    """Probability that an episode is played against the current learner weights."""
+    bot_ratio: float = 0.0
+    """Probability that an episode is played against a scripted bot among the candidates (a floor
+    under the bots' share once the learner outrates them); the other episodes are drawn as usual."""
+    bots: tuple[str, ...] | None = None
+    """The game's scripted bots among the candidates; None: all of the game's bots, ``()``: none."""
+    opponents: tuple[str, ...] | None = None
+    """A fixed, non-empty list of opponent ids (bots, snapshots, registered players) to draw from
+    instead of the bots and the pool's active window; None: those."""
+    strategy_params: Mapping[str, Any] = field(default_factory=dict)
+    """Parameters of the strategy (``temperature`` for ``elo``; ``weighting``, ``k`` for ``pfsp``)."""
+
+    def __post_init__(self) -> None:
+        get_sampler(self.strategy)
+        for name in ("latest_ratio", "bot_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"OpponentSampling: {name} must be a number in [0, 1], got {value!r}")
+            object.__setattr__(self, name, check_ratio(name, value))
+        object.__setattr__(self, "bots", _names("bots", self.bots))
+        opponents = _names("opponents", self.opponents)
+        if opponents is not None and not opponents:
+            raise ValueError("OpponentSampling: opponents must be None or a non-empty list of ids")
+        object.__setattr__(self, "opponents", opponents)
+        params = self.strategy_params
+        if not isinstance(params, Mapping):
+            raise ValueError(f"OpponentSampling: strategy_params must be a mapping, got {params!r}")
+        known = strategy_parameters(self.strategy)
+        unknown = [k for k in params if k not in known]
+        if unknown:
+            raise ValueError(
+                f"OpponentSampling: unknown parameter(s) {', '.join(map(repr, unknown))} for strategy "
+                f"{self.strategy!r}; its parameters: {', '.join(known) or '(none)'}"
+            )
+        params = MappingProxyType(dict(params))
+        object.__setattr__(self, "strategy_params", params)
+        # Check the parameter values once (e.g. a temperature <= 0) on a one-candidate draw.
+        get_sampler(self.strategy)(1200.0, np.array([1200.0]), np.random.default_rng(0), **params)
+
+    def replace(self, **changes: Any) -> OpponentSampling:
+        """
+        A copy with ``changes`` applied (validated again).
+
+        :param changes: Field names and their new values; an unknown name is a ``ValueError``.
+        """
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = [k for k in changes if k not in names]
+        if unknown:
+            raise ValueError(
+                f"OpponentSampling: unknown field(s) {', '.join(map(repr, unknown))}; fields: {', '.join(names)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """:return: The fields as plain Python values (lists, dicts), e.g. for logs and YAML."""
+        return {
+            "strategy": self.strategy,
+            "latest_ratio": self.latest_ratio,
+            "bot_ratio": self.bot_ratio,
+            "bots": None if self.bots is None else list(self.bots),
+            "opponents": None if self.opponents is None else list(self.opponents),
+            "strategy_params": dict(self.strategy_params),
+        }

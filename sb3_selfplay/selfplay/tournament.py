@@ -21,7 +21,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.policies import BasePolicy
 
-from sb3_selfplay.games.base import TwoPlayerGame, make_game
+from sb3_selfplay.games.base import TwoPlayerGame, make_game, outcome_winner
 from sb3_selfplay.games.bots import BotFactory, game_bots, game_name
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.pool import OpponentPool
@@ -200,7 +200,7 @@ def _play_once(
         obs, _, terminated, truncated, infos = game.step(np.stack([actions[:n], actions[n:]], axis=1))
         done = terminated | truncated
         for i in np.flatnonzero(done & (winners == -2)).tolist():
-            w = infos[i]["outcome"]["winner"]
+            w = outcome_winner(infos[i], game, i)
             winners[i] = -1 if w is None else int(w)
         if (winners != -2).all():
             return winners

@@ -19,11 +19,11 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from sb3_selfplay.games.base import TwoPlayerGame
+from sb3_selfplay.games.base import TwoPlayerGame, outcome_winner
 from sb3_selfplay.games.bots import game_bots, game_name
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
-from sb3_selfplay.selfplay.sampling import LATEST, check_ratio, get_sampler, sample_opponents
+from sb3_selfplay.selfplay.sampling import LATEST, OpponentSampling, sample_opponents
 
 __all__ = ["SelfPlayVecEnv", "opponent_kind"]
 
@@ -59,6 +59,10 @@ class SelfPlayVecEnv(VecEnv):
     :param pool: Opponent pool: snapshots to draw from and the ledger results go to (None:
         bots and ``LATEST`` only, nothing recorded).
     :param learner_seat: ``0``, ``1`` or ``"random"`` (drawn per episode).
+    The opponent mix is one validated value, :attr:`sampling` (an
+    :class:`~sb3_selfplay.selfplay.sampling.OpponentSampling` built from the keyword arguments
+    below, or given whole as ``sampling``); :meth:`configure` changes it.
+
     :param strategy: Sampling strategy (a key of ``OPPONENT_SAMPLERS``: ``uniform``, ``latest``,
         ``elo``, ``pfsp``).
     :param latest_ratio: Probability that an episode is played against the current learner weights.
@@ -75,6 +79,8 @@ class SelfPlayVecEnv(VecEnv):
     :param record: Write results to the pool's ledger (and update online Elo).
     :param device: Device of opponent inference.
     :param max_cached: Snapshots kept loaded in the player bank.
+    :param sampling: The whole opponent mix as one value (then ``strategy``, ``latest_ratio``,
+        ``bots``, ``bot_ratio``, ``opponents`` and ``strategy_params`` must keep their defaults).
     """
 
     def __init__(
@@ -92,25 +98,31 @@ class SelfPlayVecEnv(VecEnv):
         record: bool = True,
         device: th.device | str = "cpu",
         max_cached: int = 64,
+        sampling: OpponentSampling | None = None,
     ) -> None:
         if learner_seat not in (0, 1, "random"):
             raise ValueError(f"learner_seat must be 0, 1 or 'random', got {learner_seat!r}")
-        get_sampler(strategy)
-        self.game_bots = game_bots(game)
-        bots = tuple(self.game_bots) if bots is None else tuple(bots)
-        self._check_bots(game, bots)
-        if opponents is not None and len(opponents) == 0:
-            raise ValueError("opponents must be None or a non-empty list of ids")
+        mix = OpponentSampling(
+            strategy=strategy,
+            latest_ratio=latest_ratio,
+            bot_ratio=bot_ratio,
+            bots=bots,
+            opponents=opponents,
+            strategy_params=strategy_params or {},
+        )
+        if sampling is not None:
+            if mix != OpponentSampling():
+                raise ValueError(
+                    "SelfPlayVecEnv: pass either sampling= or the keyword arguments strategy, latest_ratio, "
+                    "bots, bot_ratio, opponents, strategy_params, not both"
+                )
+            mix = sampling
         self.game = game
         self.pool = pool
         self.learner_seat = learner_seat
-        self.strategy = strategy
-        self.latest_ratio = check_ratio("latest_ratio", latest_ratio)
-        self.bot_ratio = check_ratio("bot_ratio", bot_ratio)
-        self.bots = tuple(bots)
-        self.opponents = None if opponents is None else list(opponents)
-        self.strategy_params = dict(strategy_params or {})
         self.record = bool(record)
+        self._game_bots = game_bots(game)
+        self._sampling = OpponentSampling()
         n = game.num_envs
         seq = np.random.SeedSequence(seed)
         rng_seed, bank_seed, game_seed = (int(s.generate_state(1)[0]) for s in seq.spawn(3))
@@ -124,14 +136,8 @@ class SelfPlayVecEnv(VecEnv):
             pool=pool,
             seed=bank_seed,
             max_cached=max_cached,
-            bots=self.game_bots,
+            bots=self._game_bots,
         )
-        if pool is not None:
-            for name in self.bots:
-                pool.add_player(name, kind="bot")
-            for opp in self.opponents or ():
-                if opp in self.game_bots:
-                    pool.add_player(opp, kind="bot")
         self._bad: set[str] = set()
         self._opp_ids = np.full(n, LATEST, dtype=object)
         self._seats = np.zeros(n, dtype=np.int64)
@@ -142,7 +148,78 @@ class SelfPlayVecEnv(VecEnv):
         self._results: list[dict[str, Any]] = []
         self._arange = np.arange(n)
         self.learner_step = 0
+        self.configure(mix)
         super().__init__(n, game.observation_space, game.action_space)
+
+    # ------------------------------------------------------------------ opponent mix
+    @property
+    def sampling(self) -> OpponentSampling:
+        """The opponent mix in force (change it with :meth:`configure`)."""
+        return self._sampling
+
+    def configure(self, sampling: OpponentSampling | None = None, **changes: Any) -> OpponentSampling:
+        """
+        Apply a new opponent mix from the next drawn opponents on (games in progress keep theirs):
+        the one place the YAML settings, the curriculum and users change it.
+
+        ``env.configure(latest_ratio=0.2, bots=["hunter"])`` changes some fields of the current
+        value; ``env.configure(OpponentSampling(...))`` replaces it (``changes`` then apply on top).
+
+        :param sampling: The new value (default: the current one).
+        :param changes: :class:`~sb3_selfplay.selfplay.sampling.OpponentSampling` fields to change.
+        :return: The value now in force.
+        :raises ValueError: (one line) an invalid field, or a bot that is not one of the game's.
+        """
+        new = self._sampling if sampling is None else sampling
+        if not isinstance(new, OpponentSampling):
+            raise TypeError(f"configure: sampling must be an OpponentSampling, got {type(new).__name__}")
+        if changes:
+            new = new.replace(**changes)
+        self._check_bots(new.bots or ())
+        if self.pool is not None:
+            for name in (*self._bot_names(new), *(o for o in new.opponents or () if o in self._game_bots)):
+                self.pool.add_player(name, kind="bot")
+        self._sampling = new
+        return new
+
+    def _bot_names(self, sampling: OpponentSampling) -> tuple[str, ...]:
+        return tuple(self._game_bots) if sampling.bots is None else sampling.bots
+
+    @property
+    def bots(self) -> tuple[str, ...]:
+        """The scripted bots among the candidates (``sampling.bots``, or all of the game's)."""
+        return self._bot_names(self._sampling)
+
+    @property
+    def available_bots(self) -> tuple[str, ...]:
+        """All of the game's bots (:func:`~sb3_selfplay.games.bots.game_bots`)."""
+        return tuple(self._game_bots)
+
+    @property
+    def strategy(self) -> str:
+        """``sampling.strategy``."""
+        return self._sampling.strategy
+
+    @property
+    def latest_ratio(self) -> float:
+        """``sampling.latest_ratio``."""
+        return self._sampling.latest_ratio
+
+    @property
+    def bot_ratio(self) -> float:
+        """``sampling.bot_ratio``."""
+        return self._sampling.bot_ratio
+
+    @property
+    def opponents(self) -> list[str] | None:
+        """``sampling.opponents`` as a list (None: the bots and the pool's active window)."""
+        opponents = self._sampling.opponents
+        return None if opponents is None else list(opponents)
+
+    @property
+    def strategy_params(self) -> dict[str, Any]:
+        """``sampling.strategy_params`` as a dict."""
+        return dict(self._sampling.strategy_params)
 
     # ------------------------------------------------------------------ players
     def set_learner(self, policy: Any) -> None:
@@ -160,15 +237,15 @@ class SelfPlayVecEnv(VecEnv):
 
     def opponent_kind(self, opponent_id: str) -> str:
         """:return: ``"latest"``, ``"bot"`` (one of the game's bots) or ``"snapshot"`` (see :func:`opponent_kind`)."""
-        return opponent_kind(opponent_id, self.game_bots)
+        return opponent_kind(opponent_id, self._game_bots)
 
-    def _check_bots(self, game: TwoPlayerGame, names: Sequence[str]) -> None:
+    def _check_bots(self, names: Sequence[str]) -> None:
         """One-line ``ValueError`` naming the game and its bots unless every name is one of them."""
-        unknown = [b for b in names if b not in self.game_bots]
+        unknown = [b for b in names if b not in self._game_bots]
         if unknown:
             raise ValueError(
                 f"unknown bot{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for game "
-                f"{game_name(game)!r}; its bots: {', '.join(self.game_bots)}"
+                f"{game_name(self.game)!r}; its bots: {', '.join(self._game_bots)}"
             )
 
     def opponent_ids(self) -> list[str]:
@@ -249,7 +326,7 @@ class SelfPlayVecEnv(VecEnv):
         if self.bot_ratio <= 0.0:
             return []
         n_bots = int(self._rng.binomial(k, self.bot_ratio))
-        bots = [c for c in cands if c in self.game_bots]
+        bots = [c for c in cands if c in self._game_bots]
         if n_bots == 0 or not bots:
             return []
         return sample_opponents(
@@ -327,7 +404,7 @@ class SelfPlayVecEnv(VecEnv):
             g = game_infos[i]
             seat = int(self._seats[i])
             opp = str(self._opp_ids[i])
-            winner = g.get("outcome", {}).get("winner")
+            winner = outcome_winner(g, self.game, i)
             score = 0.5 if winner is None else (1.0 if winner == seat else 0.0)
             ep = g.get("episode", {})
             r = ep.get("r", [0.0, 0.0])

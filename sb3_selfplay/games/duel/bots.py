@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from sb3_selfplay.games.base import outcome_winner
 from sb3_selfplay.games.bots import Bot, make_bot, register_bot
 from sb3_selfplay.games.duel.game import DuelGame
 from sb3_selfplay.games.duel.layout import (
@@ -273,7 +274,7 @@ def play_bots(
         obs, _, terminated, truncated, infos = game.step(actions)
         starts = terminated | truncated
         for i in np.flatnonzero(starts & (result == -2)):
-            winner = infos[i]["outcome"]["winner"]
+            winner = outcome_winner(infos[i], game, int(i))
             result[i] = -1 if winner is None else winner
         if (result != -2).all():
             break
