@@ -417,12 +417,14 @@ def test_hunter_chases_last_seen_position():
     assert a[0] == 1 and a[3] == 1
 
 
-@pytest.mark.parametrize(("bot", "min_wins", "max_losses"), [("hunter", 115, 30), ("turret", 120, 5)])
-def test_bots_beat_random(bot, min_wins, max_losses):
-    result = play_bots(bot, "random", n_games=200, seed=0)
-    assert result["wins_0"] >= min_wins and result["wins_1"] <= max_losses, result
-    swapped = play_bots("random", bot, n_games=200, seed=1)
-    assert swapped["wins_1"] >= min_wins and swapped["wins_0"] <= max_losses, swapped
+@pytest.mark.parametrize("bot", ["hunter", "turret"])
+def test_bots_beat_random(bot):
+    """In either seat, a bot wins most games and over 3x as many as random wins (a property with a
+    margin: about 65 % and 6x or more were measured over 200 games; the binomial spread is ~3.5 %)."""
+    for seat, (name_0, name_1) in enumerate([(bot, "random"), ("random", bot)]):
+        result = play_bots(name_0, name_1, n_games=200, seed=seat)
+        wins, losses = result[f"wins_{seat}"], result[f"wins_{1 - seat}"]
+        assert wins > 0.5 * 200 and wins > 3 * losses, result
 
 
 # ----------------------------------------------------------------------------- gymnasium and PettingZoo views
