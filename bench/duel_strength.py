@@ -65,8 +65,9 @@ def train_agent(
 ) -> dict[str, Any]:
     """Self-play training of one agent; saves ``out`` and returns timing/outcome stats."""
     from sb3_selfplay import PPO, HybridMlpPolicy, RecurrentPPO
+    from sb3_selfplay.callbacks import SelfPlayCallback
     from sb3_selfplay.games import make_game
-    from sb3_selfplay.selfplay import OpponentPool, SelfPlayCallback, SelfPlayVecEnv
+    from sb3_selfplay.selfplay import OpponentPool, SelfPlayVecEnv
 
     pool = OpponentPool(pool_dir, window=WINDOW)
     env = SelfPlayVecEnv(

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch as th
 
     from sb3_selfplay import RecurrentPPO
-    from sb3_selfplay.games import make_game
+    from sb3_selfplay.games import game_bots, make_game
     from sb3_selfplay.selfplay import OpponentPool, PlayerBank, SelfPlayVecEnv
 
     load_before = os.getloadavg()[0]
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             for fuse in (True, False):
                 bank = PlayerBank(N_ENVS, game.observation_space, game.action_space, pool=pool, fuse=fuse)
                 banks[f"snap{n}_{'stacked' if fuse else 'naive'}"] = (bank, ids)
-        bot_bank = PlayerBank(N_ENVS, game.observation_space, game.action_space, seed=0)
+        bot_bank = PlayerBank(N_ENVS, game.observation_space, game.action_space, seed=0, bots=game_bots(game))
         banks["hunter_bot"] = (bot_bank, np.array(["hunter"] * N_ENVS, dtype=object))
         starts = np.zeros(N_ENVS, bool)
         times: dict[str, list[float]] = {k: [] for k in banks}
