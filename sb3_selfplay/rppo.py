@@ -156,7 +156,8 @@ class RecurrentPPO(ContribRecurrentPPO):
         if self.action_space is not None:
             check_action_space(self.action_space, "RecurrentPPO")
         # A model saved before ``sequence_mode`` (or loaded with the old keywords) carries them as attributes.
-        legacy = {key: self.__dict__.pop(key) for key in ("truncate_bptt", "store_full_episodes") if key in self.__dict__}
+        legacy = {key: self.__dict__.pop(key) for key in ("truncate_bptt", "store_full_episodes")
+                  if key in self.__dict__}
         if legacy:
             self.sequence_mode = resolve_sequence_mode(None, **legacy)
         self._check_batch_size()
