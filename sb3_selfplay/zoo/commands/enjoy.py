@@ -6,10 +6,12 @@
     sb3-selfplay enjoy --algo rppo --env CartPoleNoVel-v1 --games 10
 
 (``python zoo_scripts/enjoy.py ...`` and ``python -m sb3_selfplay enjoy ...`` are the same.)
+
 For a self-play game it prints wins/draws/losses with 95% confidence intervals; ``--opponent``
-is a bot name, a snapshot id of the run's pool or a model file. ``--record DIR`` saves each game
-as a replay (render with ``sb3-selfplay replay``). A bad flag, run folder or opponent exits
-with status 2 and one line naming it.
+is a bot name, a snapshot id of the run's pool or a model file; without it the agent plays each
+opponent of the run's evaluation set (by default every bot of the game). ``--record DIR`` saves
+each game as a replay (render with ``sb3-selfplay replay``). A bad flag, run folder or opponent
+exits with status 2 and one line naming it.
 """
 
 from __future__ import annotations
@@ -25,20 +27,13 @@ from typing import Any
 import numpy as np
 import torch as th
 
-from sb3_selfplay.experiment import (
-    ALGOS,
-    ConfigError,
-    ExperimentSettings,
-    latest_run_dir,
-    load_obs_normalizer,
-    make_env,
-    make_game,
-    run_model_path,
-    run_settings,
-)
-from sb3_selfplay.metrics import play_games
 from sb3_selfplay.replays import EpisodeRecorder, RecordedEpisode, make_replay, save_replay
 from sb3_selfplay.selfplay import OpponentPool
+from sb3_selfplay.selfplay.evaluation import play_games
+from sb3_selfplay.zoo.factories import evaluation_set, make_env, make_game
+from sb3_selfplay.zoo.resolve import ALGOS
+from sb3_selfplay.zoo.run_folder import latest_run_dir, load_obs_normalizer, run_model_path, run_settings
+from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
 
 Z95 = 1.959964
 
@@ -53,7 +48,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--load-best", action="store_true", help="load best_model.zip")
     p.add_argument("--load-checkpoint", type=int, default=None, help="load rl_model_<N>_steps.zip")
     p.add_argument("--load-last-checkpoint", action="store_true", help="load the latest checkpoint")
-    p.add_argument("--opponent", default="hunter", help="bot name, snapshot id of the run's pool, or model file")
+    p.add_argument("--opponent", default=None,
+                   help="bot name, snapshot id of the run's pool, or model file (default: each opponent of the "
+                        "run's evaluation set, by default every bot of the game)")
     p.add_argument("--games", "-n", type=int, default=20, help="games (gymnasium env: episodes)")
     p.add_argument("--deterministic", action="store_true", help="play the most likely action")
     p.add_argument("--seed", type=int, default=0)
@@ -103,19 +100,25 @@ def save_replays(episodes: list[tuple[RecordedEpisode, dict[str, Any]]], out: Pa
 
 def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
     """Games of ``model`` against ``--opponent`` in a two-player game: a summary line, replays on ``--record``."""
-    game = make_game(settings, args.games)
-    recorder = EpisodeRecorder(game) if args.record else None
     pool = OpponentPool(run_dir / "pool") if (run_dir / "pool").is_dir() else None
     normalizer = load_obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl")
-    try:
-        results = play_games(model, game, args.opponent, seed=args.seed, deterministic=args.deterministic, pool=pool,
-                             obs_transform=normalizer, recorder=recorder)
-    except ValueError as exc:
-        raise ConfigError(f"--opponent: {exc}") from None
-    print(f"{settings.env_id}: {summary(results, args.opponent)}")
+    opponents = [args.opponent] if args.opponent is not None else list(evaluation_set(settings))
+    recorded: list[dict[str, Any]] = []
+    for opponent in opponents:
+        game = make_game(settings, args.games)
+        recorder = EpisodeRecorder(game) if args.record else None
+        try:
+            results = play_games(model, game, opponent, seed=args.seed, deterministic=args.deterministic, pool=pool,
+                                 obs_transform=normalizer, recorder=recorder)
+        except ValueError as exc:
+            raise ConfigError(f"--opponent: {' '.join(str(exc).split())}") from None
+        finally:
+            game.close()
+        print(f"{settings.env_id}: {summary(results, opponent)}")
+        recorded += [r for r in results if "episode" in r]
     if args.record:
         meta = {"env_id": settings.env_id, "learner_step": int(model.num_timesteps), "seed": args.seed}
-        n = save_replays([(r["episode"], r) for r in results if "episode" in r], Path(args.record), meta)
+        n = save_replays([(r["episode"], r) for r in recorded], Path(args.record), meta)
         print(f"Saved {n} replays to {args.record}")
 
 

@@ -16,8 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sb3_selfplay.experiment import ALGOS, ConfigError, latest_run_dir
-from sb3_selfplay.metrics import plot_progress
+from sb3_selfplay.zoo.plots import plot_progress
+from sb3_selfplay.zoo.resolve import ALGOS
+from sb3_selfplay.zoo.run_folder import latest_run_dir
+from sb3_selfplay.zoo.settings import ConfigError
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

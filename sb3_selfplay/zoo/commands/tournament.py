@@ -4,11 +4,12 @@
     sb3-selfplay tournament --models a.zip b.zip --bots random turret hunter --env Duel-v0 -o results/
 
 (``python zoo_scripts/tournament.py ...`` and ``python -m sb3_selfplay tournament ...`` are the same.)
+
 Players: from ``--run`` the final and best models and the last ``--snapshots`` snapshots of its
-pool; ``--models`` files; ``--bots``. Writes ``ratings.md``, ``ratings.csv`` and ``ratings.png``
-(Bradley-Terry ratings anchored at ``random`` = 1200, 95% bootstrap intervals) to ``--out``
-(default ``<run>/tournament`` or ``tournament/``) and prints the table. A bad player, flag or game
-exits with status 2 and one line naming it.
+pool; ``--models`` files; ``--bots`` (default: all of the game's bots). Writes ``ratings.md``,
+``ratings.csv`` and ``ratings.png`` (Bradley-Terry ratings anchored at ``random`` = 1200, 95%
+bootstrap intervals) to ``--out`` (default ``<run>/tournament`` or ``tournament/``) and prints the
+table. A bad player, flag or game exits with status 2 and one line naming it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from typing import Any
 
 import torch as th
 
-from sb3_selfplay.experiment import ALGOS, ConfigError, run_settings
-from sb3_selfplay.games.bots import BOTS
+from sb3_selfplay.games import make_game
+from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, ratings_table, run_tournament, tournament_report
+from sb3_selfplay.zoo.resolve import ALGOS
+from sb3_selfplay.zoo.run_folder import run_settings
+from sb3_selfplay.zoo.settings import ConfigError
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -33,7 +37,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--run", default=None, help="run folder: its final/best models and pool snapshots play")
     p.add_argument("--snapshots", type=int, default=3, help="latest pool snapshots of --run that play")
     p.add_argument("--models", nargs="*", default=[], help="model files (.zip) that play")
-    p.add_argument("--bots", nargs="*", default=["random", "turret", "hunter"], help="scripted bots that play")
+    p.add_argument("--bots", nargs="*", default=None, help="bots of the game that play (default: all of them)")
     p.add_argument("--env", default=None, help="game id (default: from --run's folder name)")
     p.add_argument("--algo", choices=sorted(ALGOS), default=None, help="algo of --run (default: its parent folder)")
     p.add_argument("--games", type=int, default=20, help="games per pair of players")
@@ -81,15 +85,22 @@ def gather_players(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[
         if not path.is_file():
             raise ConfigError(f"--models: model file not found: {path}")
         players[_name(path, players)] = str(path)
-    unknown = [b for b in args.bots if b not in BOTS]
-    if unknown:
-        raise ConfigError(f"--bots: unknown bots {unknown} (known: {', '.join(sorted(BOTS))})")
-    players.update({b: b for b in args.bots})
     if env_id is None:
         raise ConfigError("--env: needed without --run")
-    if len(players) < 2:
-        raise ConfigError(f"a tournament needs at least two players, got {list(players)}")
     return players, env_id, params, pool
+
+
+def bot_names(args: argparse.Namespace, env_id: str, params: dict[str, Any]) -> list[str]:
+    """The bots that play: ``--bots``, checked against the game's bots, or all of the game's bots."""
+    game = make_game(env_id, 1, **params)
+    known = list(game_bots(game))
+    game.close()
+    if args.bots is None:
+        return known
+    unknown = [b for b in args.bots if b not in known]
+    if unknown:
+        raise ConfigError(f"--bots: unknown bots {unknown} for game {env_id!r} (its bots: {', '.join(known)})")
+    return list(args.bots)
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
@@ -100,10 +111,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         th.set_num_threads(args.num_threads)
     try:
         players, env_id, params, pool = gather_players(args)
-        print(f"{env_id} tournament: {len(players)} players, {args.games} games per pair: {', '.join(players)}")
+        bots = bot_names(args, env_id, params)
+        names = [*players, *(b for b in bots if b not in players)]
+        print(f"{env_id} tournament: {len(names)} players, {args.games} games per pair: {', '.join(names)}")
         results = run_tournament(players, env_id, games_per_pair=args.games, seed=args.seed,
                                  deterministic=args.deterministic, game_params=params, progress=args.progress,
-                                 pool=pool, max_envs=args.max_envs, device=args.device)
+                                 pool=pool, max_envs=args.max_envs, device=args.device, bots=bots)
     except (ConfigError, ValueError) as exc:
         print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

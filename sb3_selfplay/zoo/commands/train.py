@@ -25,18 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch as th
 
-from sb3_selfplay.experiment import (
-    ALGOS,
-    ConfigError,
-    RunOptions,
-    debug_report,
-    debug_settings,
-    load_hyperparams,
-    parse_overrides,
-    report_run,
-    train,
-)
+from sb3_selfplay.zoo.config import load_hyperparams, parse_overrides
+from sb3_selfplay.zoo.debug import debug_report, debug_settings
 from sb3_selfplay.zoo.hyperparams import default_hyperparams_file
+from sb3_selfplay.zoo.report import report_run
+from sb3_selfplay.zoo.resolve import ALGOS
+from sb3_selfplay.zoo.run import train
+from sb3_selfplay.zoo.settings import ConfigError, RunOptions
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -125,7 +120,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         if args.verbose >= 1:
             print(f"Seed: {seed}")
         if args.optimize:
-            from sb3_selfplay.tuning import TuneOptions, optimize
+            from sb3_selfplay.zoo.tuning import TuneOptions, optimize
 
             optimize(settings, options, TuneOptions(
                 n_trials=args.n_trials, max_total_trials=args.max_total_trials, n_jobs=args.n_jobs,
