@@ -8,6 +8,7 @@ import gymnasium as gym
 from sb3_selfplay.games.base import (
     GAME_REGISTRY,
     TwoPlayerGame,
+    game_name,
     make_game,
     outcome_winner,
     register_game,
@@ -38,6 +39,7 @@ __all__ = [
     "TwoPlayerGame",
     "check_game",
     "game_bots",
+    "game_name",
     "make_bot",
     "make_game",
     "outcome_from_info",

@@ -39,6 +39,7 @@ from gymnasium import spaces
 __all__ = [
     "GAME_REGISTRY",
     "TwoPlayerGame",
+    "game_name",
     "make_game",
     "outcome_winner",
     "register_game",
@@ -185,6 +186,13 @@ def make_game(env_id: str, num_envs: int = 1, **params: Any) -> TwoPlayerGame:
     return game
 
 
+def game_name(game: TwoPlayerGame | str) -> str:
+    """:return: How messages name a game: its id, else its class name (a string is an id already)."""
+    if isinstance(game, str):
+        return game
+    return getattr(game, "game_id", None) or type(game).__name__
+
+
 def outcome_winner(info: Mapping[str, Any], game: TwoPlayerGame | str, env_index: int | None = None) -> int | None:
     """
     The winner a finished env's info states.
@@ -197,7 +205,7 @@ def outcome_winner(info: Mapping[str, Any], game: TwoPlayerGame | str, env_index
     """
     outcome = info.get("outcome")
     where = "" if env_index is None else f" (env {env_index})"
-    name = game if isinstance(game, str) else (game.game_id or type(game).__name__)
+    name = game_name(game)
     if not isinstance(outcome, Mapping) or "winner" not in outcome:
         raise ValueError(
             f"game {name!r}: a finished episode{where} has no outcome in its info; every finished env must "

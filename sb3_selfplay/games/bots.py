@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame
+from sb3_selfplay.games.base import GAME_REGISTRY, TwoPlayerGame, game_name
 
 __all__ = [
     "Bot",
@@ -167,13 +167,6 @@ BotFactory = Callable[..., Bot]
 _REGISTERED: dict[str, dict[str, BotFactory]] = {}
 #: The bots every game has.
 _GENERIC: dict[str, BotFactory] = {"random": RandomBot}
-
-
-def game_name(game: TwoPlayerGame | str) -> str:
-    """:return: How errors name a game: its id, else its class name."""
-    if isinstance(game, str):
-        return game
-    return getattr(game, "game_id", None) or type(game).__name__
 
 
 def register_bot(game_id: str, name: str, factory: BotFactory, overwrite: bool = False) -> None:

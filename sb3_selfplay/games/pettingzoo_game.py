@@ -270,7 +270,7 @@ class PettingZooGame(TwoPlayerGame):
             )
             winner = self.outcome_fn(end)
             if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
-                raise ValueError(f"{self._name()}: outcome_fn must return 0, 1 or None, got {winner!r}")
+                raise ValueError(f"game {self._name()!r}: outcome_fn must return 0, 1 or None, got {winner!r}")
             returns = self._returns[i].tolist()
             infos[i] = {
                 "outcome": {"winner": None if winner is None else int(winner)},

@@ -55,14 +55,14 @@ class SelfPlayVecEnv(VecEnv):
     (``r``, ``l``, ``t``), ``selfplay`` (``opponent``, ``seat``, ``outcome``, ``score``) and the
     game's ``metrics`` and ``reward_components`` for the learner's seat.
 
-    :param game: The batched game (e.g. ``make_game("Duel-v0", 16)``).
-    :param pool: Opponent pool: snapshots to draw from and the ledger results go to (None:
-        bots and ``LATEST`` only, nothing recorded).
-    :param learner_seat: ``0``, ``1`` or ``"random"`` (drawn per episode).
     The opponent mix is one validated value, :attr:`sampling` (an
     :class:`~sb3_selfplay.selfplay.sampling.OpponentSampling` built from the keyword arguments
     below, or given whole as ``sampling``); :meth:`configure` changes it.
 
+    :param game: The batched game (e.g. ``make_game("Duel-v0", 16)``).
+    :param pool: Opponent pool: snapshots to draw from and the ledger results go to (None:
+        bots and ``LATEST`` only, nothing recorded).
+    :param learner_seat: ``0``, ``1`` or ``"random"`` (drawn per episode).
     :param strategy: Sampling strategy (a key of ``OPPONENT_SAMPLERS``: ``uniform``, ``latest``,
         ``elo``, ``pfsp``).
     :param latest_ratio: Probability that an episode is played against the current learner weights.
