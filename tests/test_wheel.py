@@ -59,10 +59,9 @@ def venv(wheel, tmp_path_factory) -> Path:
     """A fresh venv outside the repository: the wheel installed, the dependencies borrowed."""
     home = tmp_path_factory.mktemp("venv") / "venv"
     assert ROOT not in home.parents
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(home)], check=True, timeout=120)
     python = home / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-          str(wheel)], cwd=home.parent)
+    _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], cwd=home.parent)
     purelib = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         cwd=home.parent).stdout.strip())
     deps = [p for p in {*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
