@@ -1,4 +1,6 @@
-"""The HTML replay player in a real browser: headless Chromium draws the canvas and plays.
+"""The HTML replay player in a real browser: headless Chromium draws the canvas and plays, for a
+Duel replay (the game's vector drawing), an RGB-frame replay (a game with ``render()`` only) and
+observation frames.
 
 Skipped where Chromium is not installed (Debian: ``apt-get install chromium``).
 """
@@ -108,3 +110,61 @@ def test_observation_replay_draws_bars(tmp_path):
     attrs = body_attributes(dom)
     assert attrs.get("data-drawn") == "1" and int(attrs["data-distinct-colours"]) >= 3
     assert "<img" not in dom
+
+
+class Blink:
+    """A game with ``render()`` only (no vector drawing): a green block crossing a 40x30 picture."""
+
+    num_envs = 1
+
+    def __init__(self):
+        self.t = 0
+
+    def get_state(self, env_index=0):
+        return {"step": self.t}
+
+    def get_params(self):
+        return {"speed": 4}
+
+    def render(self, env_index=0):
+        img = np.full((30, 40, 3), 250, np.uint8)
+        x = (self.t * 4) % 36
+        img[10:20, x : x + 4] = (0, 160, 60)
+        img[0, :] = (90, 0, 90)
+        return img
+
+
+def rgb_page(tmp_path, n_steps=8):
+    game = Blink()
+    rec = EpisodeRecorder(game)
+    rec.reset()
+    episodes = []
+    for t in range(1, n_steps + 1):
+        game.t = t % n_steps
+        episodes += rec.step(np.array([t == n_steps]), [{"episode": {"l": t}}])
+    (ep,) = episodes
+    assert rec.rgb_frames and len(ep.views) == n_steps
+    meta = {"env_id": "Blink-v0", "opponent": EVIL, "outcome": "win", "fps": 20}
+    return render_html(make_replay(ep.frames, meta, ep.game_params, views=ep.views), tmp_path / "rgb.html"), n_steps
+
+
+def test_rgb_frame_replay_draws_and_plays(tmp_path):
+    page, n_frames = rgb_page(tmp_path)
+    dom = chromium(tmp_path, "--virtual-time-budget=1000", "--dump-dom", page.as_uri())
+    attrs = body_attributes(dom)
+    assert attrs.get("data-drawn") == "1", dom[:500]
+    assert attrs["data-frame"] == "0" and int(attrs["data-distinct-colours"]) >= 2  # paper and block, read back
+    assert "<img" not in dom and "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in dom
+    dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", page.as_uri() + "#play")
+    assert body_attributes(dom)["data-frame"] == str(n_frames - 1) and f"frame {n_frames} / {n_frames}" in dom
+
+
+def test_rgb_frame_screenshot_shows_the_game_picture(tmp_path):
+    image = pytest.importorskip("PIL.Image", reason="Pillow not installed (needed to read the screenshot)")
+    page, _ = rgb_page(tmp_path)
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=800,700", "--virtual-time-budget=1000", page.as_uri())
+    with image.open(shot) as im:
+        colours = {c for _, c in im.convert("RGB").getcolors(1 << 20)}
+    for colour in [(250, 250, 250), (0, 160, 60), (90, 0, 90)]:  # enlarged without smoothing: exact colours
+        assert colour in colours, colour

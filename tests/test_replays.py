@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sb3_selfplay import replays
 from sb3_selfplay.games import make_game
 from sb3_selfplay.replays import (
     METADATA_KEYS,
@@ -89,7 +88,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(replays.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_replay(path, duel_replay("third"))
     monkeypatch.undo()
@@ -142,7 +141,8 @@ def test_recorder_duel_episode_lengths_and_frames():
     assert {ep.slot for ep in episodes} == {0, 1, 2, 3}
     assert any(a["shot"] for ep in episodes for f in ep.frames for a in f["agents"])
     assert any(ep.length < 15 for ep in episodes) or all(ep.length == 15 for ep in episodes)
-    assert replay_kind(make_replay(episodes[0].frames)) == "duel"
+    assert replay_kind(make_replay(episodes[0].frames)) == "state"
+    assert all(ep.views is None for ep in episodes)  # Duel draws its states: no images kept
 
 
 def test_recorder_slots_stride_and_toggle():
@@ -185,15 +185,22 @@ def test_html_escapes_every_replay_string(tmp_path):
     replay = duel_replay(opponent=EVIL)
     replay["metadata"]["env_id"] = "Duel-v0 & <b>friends</b>"
     replay["game_params"]["note"] = "'\"</SCRIPT>"
-    page = render_html(replay, tmp_path / "r.html").read_text()
+    game = make_game("Duel-v0", 1)
+    page = render_html(replay, tmp_path / "r.html", drawer=game.draw_state).read_text()  # env_id is garbled
     assert EVIL not in page and "<img" not in page and "<b>" not in page and "</SCRIPT>" not in page
     assert page.count("</script>") == 2  # the data block and the player script, nothing injected
     assert "\\u003c/script\\u003e\\u003cimg src=x onerror=alert(1)\\u003e" in page
     assert "innerHTML" not in page and "http://" not in page and "https://" not in page  # standalone
     data = page.split('<script type="application/json" id="replay-data">')[1].split("</script>")[0]
     payload = json.loads(data)
-    assert payload["metadata"]["opponent"] == EVIL and payload["kind"] == "duel"
-    assert len(payload["frames"]) == len(replay["frames"])
+    assert payload["metadata"]["opponent"] == EVIL and payload["kind"] == "state"
+    assert len(payload["frames"]) == len(payload["views"]) == len(replay["frames"])
+    # every frame is Duel's own drawing, the learner (seat 0) outlined in gold
+    for frame, view in zip(replay["frames"], payload["views"]):
+        expected = game.draw_state(frame, replay["game_params"], 0).to_dict()
+        assert view["width"] == expected["width"] and len(view["shapes"]) == len(expected["shapes"])
+        assert [s["type"] for s in view["shapes"]] == [s["type"] for s in expected["shapes"]]
+    assert any(s.get("stroke") == [255, 215, 0] for s in payload["views"][0]["shapes"])
     for word in ("<canvas", 'id="play"', 'id="scrub"', 'id="speed"', 'id="metadata"'):
         assert word in page
 
@@ -273,11 +280,9 @@ def test_cli_html_gif_and_errors(tmp_path, capsys):
 
 
 def selfplay_modules():
-    try:
-        from sb3_selfplay.selfplay.callback import SelfPlayCallback
-        from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
-    except ImportError as exc:  # pragma: no cover - only while selfplay/vecenv.py is being written
-        pytest.skip(f"SelfPlayVecEnv not importable yet: {exc}")
+    from sb3_selfplay.callbacks import SelfPlayCallback
+    from sb3_selfplay.selfplay import SelfPlayVecEnv
+
     return SelfPlayVecEnv, SelfPlayCallback
 
 

@@ -18,7 +18,7 @@ in order, each over the ones before. As JSON (:meth:`Drawing.to_dict`) a shape i
 Colours are ``[r, g, b]`` integers in 0..255; a ``fill`` or ``stroke`` of ``None`` is not
 painted; ``width`` is the stroke width; ``alpha`` in [0, 1] blends the shape over what lies
 below (fill, then stroke). Polygons fill by the even-odd rule; strokes have round caps and
-joins; a rect covers ``[x, x + w) x [y, y + h)``. Text is anchored at ``x`` by ``align``
+joins, and are at least one pixel wide when rasterised; a rect covers ``[x, x + w) x [y, y + h)``. Text is anchored at ``x`` by ``align``
 (``"left"``, ``"center"`` or ``"right"``) with ``y`` at its vertical middle, ``size`` the font
 size in pixels; :func:`rasterize` draws it in a small built-in 3x5 pixel font (upper case),
 the browser in its monospace font. The rasteriser does not anti-alias: a pixel belongs to a
@@ -294,6 +294,10 @@ class _Canvas:
             return None
         return c0, c1, r0, r1
 
+    def half_width(self, width: float) -> float:
+        """Half a stroke's width in drawing units; at least half a pixel, so thin lines stay visible when shrunk."""
+        return max(width / 2, 0.5 / min(self.sx, self.sy))
+
     def centres(self, c0: int, c1: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
         """Drawing-unit coordinates of the pixel centres: ``x`` as a row, ``y`` as a column."""
         x = ((np.arange(c0, c1) + 0.5) / self.sx)[None, :]
@@ -332,7 +336,7 @@ def _stroke_mask(canvas: _Canvas, win: tuple[int, int, int, int], pts: np.ndarra
 def _stroke(canvas: _Canvas, shape: Mapping[str, Any], pts: np.ndarray) -> None:
     if shape.get("stroke") is None or shape["width"] <= 0:
         return
-    half = shape["width"] / 2
+    half = canvas.half_width(shape["width"])
     win = canvas.window(pts[:, 0].min() - half, pts[:, 1].min() - half, pts[:, 0].max() + half, pts[:, 1].max() + half)
     if win is not None:
         canvas.blend(win, _stroke_mask(canvas, win, pts, half), shape["stroke"], shape["alpha"])
@@ -340,7 +344,7 @@ def _stroke(canvas: _Canvas, shape: Mapping[str, Any], pts: np.ndarray) -> None:
 
 def _paint_circle(canvas: _Canvas, s: Mapping[str, Any]) -> None:
     x, y, r = s["x"], s["y"], s["r"]
-    half = s["width"] / 2 if s.get("stroke") is not None else 0.0
+    half = canvas.half_width(s["width"]) if s.get("stroke") is not None and s["width"] > 0 else 0.0
     win = canvas.window(x - r - half, y - r - half, x + r + half, y + r + half)
     if win is None:
         return
