@@ -171,3 +171,11 @@ def test_console_command_errors_like_the_script(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sb3-selfplay train: error:") and "'Nope-v9'" in lines[0]
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "rppo"])
+def test_default_hyperparams_file_is_the_shipped_yaml(algo):
+    from sb3_selfplay.zoo.hyperparams import default_hyperparams_file
+
+    path = default_hyperparams_file(algo)
+    assert path.is_file() and path.read_bytes() == (ROOT / "hyperparams" / f"{algo}.yml").read_bytes()
