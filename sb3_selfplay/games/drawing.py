@@ -18,11 +18,15 @@ in order, each over the ones before. As JSON (:meth:`Drawing.to_dict`) a shape i
 Colours are ``[r, g, b]`` integers in 0..255; a ``fill`` or ``stroke`` of ``None`` is not
 painted; ``width`` is the stroke width; ``alpha`` in [0, 1] blends the shape over what lies
 below (fill, then stroke). Polygons fill by the even-odd rule; strokes have round caps and
-joins, and are at least one pixel wide when rasterised; a rect covers ``[x, x + w) x [y, y + h)``. Text is anchored at ``x`` by ``align``
-(``"left"``, ``"center"`` or ``"right"``) with ``y`` at its vertical middle, ``size`` the font
-size in pixels; :func:`rasterize` draws it in a small built-in 3x5 pixel font (upper case),
-the browser in its monospace font. The rasteriser does not anti-alias: a pixel belongs to a
-shape when its centre does.
+joins, and are at least one pixel wide when rasterised; a rect covers ``[x, x + w) x [y, y + h)``.
+Text is anchored at ``x`` by ``align`` (``"left"``, ``"center"`` or ``"right"``) with ``y`` at
+its vertical middle, ``size`` the font size in pixels; :func:`rasterize` draws it in a small
+built-in 3x5 pixel font (upper case), the browser in its monospace font. The rasteriser does
+not anti-alias: a pixel belongs to a shape when its centre does.
+
+A game offers its drawing through ``draw_state(state, params, highlight_seat)`` (see
+:class:`~sb3_selfplay.games.base.TwoPlayerGame`); replays use it, and ``render()`` may be the
+same drawing rasterised (Duel's is: :mod:`sb3_selfplay.games.duel.render`).
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ class Drawing:
         alpha: float = 1.0,
     ) -> Drawing:
         """A circle of centre ``(x, y)`` and radius ``r``."""
-        return self._add("circle", {"x": _real(x, "x"), "y": _real(y, "y"), "r": _real(r, "r", low=0.0)}, fill, stroke, width, alpha)
+        geometry = {"x": _real(x, "x"), "y": _real(y, "y"), "r": _real(r, "r", low=0.0)}
+        return self._add("circle", geometry, fill, stroke, width, alpha)
 
     def rect(
         self,
@@ -162,10 +167,7 @@ class Drawing:
             "width": self.width,
             "height": self.height,
             "background": list(self.background),
-            "shapes": [
-                {k: ([list(p) for p in v] if k == "points" else list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
-                for s in self.shapes
-            ],
+            "shapes": [{k: _json_value(k, v) for k, v in s.items()} for s in self.shapes],
         }
 
     @classmethod
@@ -202,7 +204,8 @@ class Drawing:
                 elif kind == "polyline":
                     out.polyline(s["points"], s["stroke"], **style)
                 else:
-                    out.text(s["x"], s["y"], s["text"], s.get("size", 12.0), s.get("fill", (0, 0, 0)), s.get("align", "left"), **style)
+                    size, fill, align = s.get("size", 12.0), s.get("fill", (0, 0, 0)), s.get("align", "left")
+                    out.text(s["x"], s["y"], s["text"], size, fill, align, **style)
             except KeyError as exc:
                 raise ValueError(f"drawing shape {j} ({kind}) lacks {exc.args[0]!r}") from None
             except ValueError as exc:
@@ -217,6 +220,13 @@ class Drawing:
 
 
 # ----------------------------------------------------------------------------- validation
+def _json_value(key: str, value: Any) -> Any:
+    """Tuples (points, colours) as lists."""
+    if key == "points":
+        return [list(p) for p in value]
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _real(value: Any, name: str, low: float | None = None, high: float | None = None) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {str(value)[:30]!r}")

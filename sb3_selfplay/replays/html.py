@@ -37,9 +37,9 @@ def player_template() -> str:
     return text
 
 
-def _json_for_script(data: Any, digits: int | None = None) -> str:
+def _json_for_script(data: Any) -> str:
     """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` as ``\\u003c`` etc."""
-    text = json.dumps(clean_json(data, digits), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(clean_json(data, None), ensure_ascii=True, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
@@ -75,10 +75,9 @@ def render_html(
         "game_params": data.get("game_params") or {},
         "frames": data.get("frames") or [],
         "kind": replay_kind(data),
+        "views": clean_json(views, _VIEW_DIGITS),
     }
-    body = _json_for_script(payload)
-    body = body[:-1] + ',"views":' + _json_for_script(views, _VIEW_DIGITS) + "}"
-    page = player_template().replace(_SLOT, body)
+    page = player_template().replace(_SLOT, _json_for_script(payload))
     out = Path(out_path)
     atomic_write_bytes(out, page.encode("utf-8"))
     return out
