@@ -9,7 +9,7 @@ import pytest
 from stable_baselines3.common.logger import configure
 
 from sb3_selfplay import RecurrentPPO
-from sb3_selfplay.curriculum import CompletionCriteria, CurriculumCallback, Lesson, check_lessons
+from sb3_selfplay.callbacks.curriculum import CompletionCriteria, CurriculumCallback, Lesson, check_lessons
 from sb3_selfplay.games import make_game
 from sb3_selfplay.selfplay import LEARNER, OpponentPool, SelfPlayVecEnv
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,25 +12,14 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_selfplay import PPO, RecurrentPPO
-from sb3_selfplay.experiment import (
-    ConfigError,
-    ExperimentSettings,
-    RunOptions,
-    SelfPlaySettings,
-    debug_settings,
-    find_trained_agent,
-    load_hyperparams,
-    make_callbacks,
-    make_env,
-    make_model,
-    make_pool,
-    make_run_dir,
-    parse_overrides,
-    parse_schedule,
-    resolve_policy_kwargs,
-    settings_to_section,
-)
-from sb3_selfplay.selfplay import SelfPlayVecEnv, find_selfplay_env
+from sb3_selfplay.callbacks import find_selfplay_env
+from sb3_selfplay.selfplay import SelfPlayVecEnv
+from sb3_selfplay.zoo.config import load_hyperparams, parse_overrides, settings_to_section
+from sb3_selfplay.zoo.debug import debug_settings
+from sb3_selfplay.zoo.factories import make_callbacks, make_env, make_model, make_pool
+from sb3_selfplay.zoo.resolve import parse_schedule, resolve_policy_kwargs
+from sb3_selfplay.zoo.run_folder import find_trained_agent, make_run_dir
+from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOptions, SelfPlaySettings, replace
 
 HYPERPARAMS = Path(__file__).resolve().parent.parent / "hyperparams"
 
@@ -81,6 +69,12 @@ def test_default_merges_under_the_env_section(tmp_path):
         ({"default": {}}, "Nope-v3", "unknown env id 'Nope-v3'"),
         ({"Duel-v0": {"selfplay": {"bogus": 1}}}, "Duel-v0", "unknown key 'Duel-v0.selfplay.bogus'"),
         ({"Duel-v0": {"selfplay": {"save_steps": "x"}}}, "Duel-v0", "Duel-v0.selfplay.save_steps: expected an integer"),
+        ({"Duel-v0": {"selfplay": {"bots": ["nobody"]}}}, "Duel-v0",
+         "Duel-v0.selfplay.bots: unknown bots ['nobody'] for game 'Duel-v0'; its bots: random, turret, hunter"),
+        ({"Duel-v0": {"selfplay": {"eval_opponents": ["snap_1"]}}}, "Duel-v0",
+         "Duel-v0.selfplay.eval_opponents: ['snap_1'] are neither bots of 'Duel-v0'"),
+        ({"Duel-v0": {"selfplay": {"strategy": "best"}}}, "Duel-v0", "Duel-v0.selfplay: "),
+        ({"Duel-v0": {"normalize": "yes"}}, "Duel-v0", "Duel-v0.normalize: expected a boolean or a mapping"),
         ({"Duel-v0": {"selfplay": {}, "env_kwargs": {"nope": 1}}}, "Duel-v0", "Duel-v0.env_kwargs"),
         ({"Duel-v0": {"replays": {"top_kk": 1}}}, "Duel-v0", "unknown key 'Duel-v0.replays.top_kk'"),
         ({"Duel-v0": {"metrics": {"behavior": True}}}, "Duel-v0", "unknown key 'Duel-v0.metrics.behavior'"),
@@ -155,7 +149,7 @@ def test_settings_round_trip_through_yaml(tmp_path):
     s = load_hyperparams(HYPERPARAMS / "rppo.yml", "Duel-v0", "rppo")
     path = write(tmp_path, {"Duel-v0": settings_to_section(s)})
     again = load_hyperparams(path, "Duel-v0", "rppo")
-    assert dataclasses.replace(again, source=s.source) == s
+    assert replace(again, source=s.source) == s
 
 
 def test_debug_settings_are_tiny_and_visit_every_lesson():
@@ -170,15 +164,17 @@ def test_debug_settings_are_tiny_and_visit_every_lesson():
 
 
 def test_selfplay_settings_validation():
-    with pytest.raises(ValueError, match="unknown bots"):
-        SelfPlaySettings(bots=("nobody",))
-    with pytest.raises(ValueError, match="eval_opponents"):
-        SelfPlaySettings(eval_opponents=("snap_1",))
+    with pytest.raises(ValueError, match="eval_opponents must be null or a non-empty list"):
+        SelfPlaySettings(eval_opponents=())
     with pytest.raises(ValueError, match="bot_ratio"):
         SelfPlaySettings(bot_ratio=-0.1)
+    with pytest.raises(ValueError, match="unknown strategy|strategy"):
+        SelfPlaySettings(strategy="nope")
+    with pytest.raises(ValueError, match="extra|bogus"):
+        SelfPlaySettings(bogus=1)
     with pytest.raises(ValueError, match="RecurrentPPO option"):
-        ExperimentSettings("CartPole-v1", "ppo", algo_kwargs=dataclasses.replace(
-            load_hyperparams(HYPERPARAMS / "rppo.yml", "CartPole-v1", "rppo").algo_kwargs))
+        ExperimentSettings(env_id="CartPole-v1", algo="ppo",
+                           algo_kwargs=load_hyperparams(HYPERPARAMS / "rppo.yml", "CartPole-v1", "rppo").algo_kwargs)
 
 
 def test_run_dirs_count_up(tmp_path):
@@ -191,7 +187,7 @@ def test_run_dirs_count_up(tmp_path):
 
 def test_selfplay_env_pool_callbacks_and_model_wire_up(tmp_path):
     s = debug_settings(load_hyperparams(HYPERPARAMS / "rppo.yml", "Duel-v0", "rppo"), 64)
-    s = dataclasses.replace(s, policy_kwargs={"lstm_hidden_size": 8, "net_arch": [8]}, normalize=True)
+    s = replace(s, policy_kwargs={"lstm_hidden_size": 8, "net_arch": [8]}, normalize=True)
     options = RunOptions(seed=0, verbose=0, eval_freq=-1, save_freq=32, device="cpu")
     pool = make_pool(s, tmp_path)
     env = make_env(s, pool, seed=0, run_dir=tmp_path)
@@ -221,13 +217,13 @@ def test_metrics_callback_logs_learner_values(tmp_path):
 
     from stable_baselines3.common.logger import configure
 
-    from sb3_selfplay.metrics import MetricsCallback
+    from sb3_selfplay.callbacks import MetricsCallback
 
     cb = MetricsCallback()
     cb.model = SimpleNamespace(logger=configure(str(tmp_path), ["csv"]))
     infos = [
         {"metrics": {"hits": 2.0}, "reward_components": {"outcome": 1.0},
-         "selfplay": {"opponent": "turret", "outcome": "win", "score": 1.0}},
+         "selfplay": {"opponent": "turret", "kind": "bot", "outcome": "win", "score": 1.0}},
         {"metrics": {"hits": [4.0, 9.0]}, "reward_components": {"outcome": [-1.0, 1.0]}},  # gym view: seat 0
         {},
     ]
@@ -241,7 +237,7 @@ def test_metrics_callback_logs_learner_values(tmp_path):
 
 
 def test_performance_rating_inverts_expected_score():
-    from sb3_selfplay.metrics import performance_rating
+    from sb3_selfplay.selfplay.evaluation import performance_rating
     from sb3_selfplay.selfplay import expected_score
 
     ratings = {"a": 1000.0, "b": 1400.0}
@@ -254,7 +250,8 @@ def test_performance_rating_inverts_expected_score():
 def test_selfplay_evaluation_against_a_fixed_set(tmp_path):
     from stable_baselines3.common.logger import configure
 
-    from sb3_selfplay.metrics import SelfPlayEvalCallback, play_games, rate_opponents
+    from sb3_selfplay.callbacks import SelfPlayEvalCallback
+    from sb3_selfplay.selfplay.evaluation import play_games, rate_opponents
 
     game_kwargs = {"max_steps": 12}
     env = SelfPlayVecEnv(make_game_for_test(2, **game_kwargs), None, latest_ratio=0.0, seed=0)

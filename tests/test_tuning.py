@@ -13,9 +13,11 @@ import pytest
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
-from sb3_selfplay import tuning
-from sb3_selfplay.experiment import RunOptions, debug_settings, load_hyperparams
-from sb3_selfplay.tuning import TuneOptions, optimize, trial_settings
+from sb3_selfplay.zoo import tuning
+from sb3_selfplay.zoo.config import load_hyperparams
+from sb3_selfplay.zoo.debug import debug_settings
+from sb3_selfplay.zoo.settings import RunOptions
+from sb3_selfplay.zoo.tuning import TuneOptions, optimize, trial_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPERPARAMS = ROOT / "hyperparams"

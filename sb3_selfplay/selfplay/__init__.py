@@ -1,7 +1,7 @@
 """Self-play: opponent pool (snapshots + match ledger), ratings, opponent sampling, the batched
-opponent bank, the learner's SelfPlayVecEnv and callback, and tournaments."""
+opponent bank, the learner's SelfPlayVecEnv, evaluation games and tournaments. (The training
+callbacks, ``SelfPlayCallback`` among them, live in :mod:`sb3_selfplay.callbacks`.)"""
 
-from sb3_selfplay.selfplay.callback import SelfPlayCallback, find_selfplay_env
 from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
 from sb3_selfplay.selfplay.pool import (
     LEARNER,
@@ -33,7 +33,6 @@ __all__ = [
     "MatchRecord",
     "OpponentPool",
     "PlayerBank",
-    "SelfPlayCallback",
     "SelfPlayVecEnv",
     "SerializationError",
     "SnapshotError",
@@ -42,7 +41,6 @@ __all__ = [
     "decode",
     "encode",
     "expected_score",
-    "find_selfplay_env",
     "fit_bradley_terry",
     "get_sampler",
     "import_dotted",

@@ -52,7 +52,7 @@ class SelfPlayVecEnv(VecEnv):
 
     ``num_envs`` is the game's; observation and action spaces are those of one seat. Infos of
     finished envs carry ``terminal_observation``, ``TimeLimit.truncated``, ``episode``
-    (``r``, ``l``, ``t``), ``selfplay`` (``opponent``, ``seat``, ``outcome``, ``score``) and the
+    (``r``, ``l``, ``t``), ``selfplay`` (``opponent``, ``kind``, ``seat``, ``outcome``, ``score``) and the
     game's ``metrics`` and ``reward_components`` for the learner's seat.
 
     The opponent mix is one validated value, :attr:`sampling` (an
@@ -409,11 +409,12 @@ class SelfPlayVecEnv(VecEnv):
             ep = g.get("episode", {})
             r = ep.get("r", [0.0, 0.0])
             length = int(ep.get("l", 0))
+            kind = self.opponent_kind(opp)
             info: dict[str, Any] = {
                 "terminal_observation": np.asarray(g["terminal_observation"][seat]),
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
                 "episode": {"r": float(r[seat]), "l": length, "t": round(now - float(self._t0[i]), 6)},
-                "selfplay": {"opponent": opp, "seat": seat, "outcome": _OUTCOMES[score], "score": score},
+                "selfplay": {"opponent": opp, "kind": kind, "seat": seat, "outcome": _OUTCOMES[score], "score": score},
             }
             for key in ("metrics", "reward_components"):
                 if key in g:
@@ -424,7 +425,7 @@ class SelfPlayVecEnv(VecEnv):
             self._results.append(
                 {
                     "opponent": opp,
-                    "kind": self.opponent_kind(opp),
+                    "kind": kind,
                     "seat": seat,
                     "outcome": _OUTCOMES[score],
                     "score": score,

@@ -16,7 +16,8 @@ reach the game through ``SelfPlayVecEnv.set_game_params`` (or ``env_method("set_
 other VecEnvs), so each env picks them up at its next episode; with ``require_reset`` the
 envs reset at the end of the rollout in which the lesson changed. Parameters named
 ``selfplay.<attr>`` (``latest_ratio``, ``bot_ratio``, ``opponents``, ``bots``, ``strategy``) set the opponent mix
-of the :class:`~sb3_selfplay.selfplay.SelfPlayVecEnv` instead, e.g. bots first, then self-play.
+of the :class:`~sb3_selfplay.selfplay.SelfPlayVecEnv` instead (through its one validated entry point,
+``SelfPlayVecEnv.configure``), e.g. bots first, then self-play.
 
 The lesson indices are logged (``curriculum/<param>``) and saved with :meth:`CurriculumCallback.save`
 / restored with :meth:`CurriculumCallback.load` for resumed runs.
@@ -34,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_selfplay.atomic import atomic_write_bytes
-from sb3_selfplay.games.bots import BOTS
-from sb3_selfplay.selfplay.callback import ended_episode_infos, find_selfplay_env
+from sb3_selfplay.callbacks.common import ended_episode_infos, find_selfplay_env
 from sb3_selfplay.selfplay.pool import LEARNER
-from sb3_selfplay.selfplay.sampling import check_ratio, get_sampler
 
 __all__ = ["MEASURES", "SELFPLAY_PARAMS", "CompletionCriteria", "CurriculumCallback", "Lesson"]
 
@@ -55,6 +55,8 @@ SELFPLAY_PARAMS = ("latest_ratio", "bot_ratio", "opponents", "bots", "strategy")
 @dataclass(frozen=True)
 class CompletionCriteria:
     """When a lesson is complete (ML-Agents' ``completion_criteria``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # settings built from YAML refuse unknown keys
 
     measure: str = "reward"
     """``reward``, ``win_rate``, ``elo`` or ``progress``."""
@@ -79,6 +81,8 @@ class CompletionCriteria:
 @dataclass(frozen=True)
 class Lesson:
     """One lesson of a curriculum parameter."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     value: Any
     """The parameter's value during the lesson."""
@@ -183,26 +187,12 @@ class CurriculumCallback(BaseCallback):
         env = self.selfplay_env
         if env is None:
             raise TypeError(f"curriculum parameter selfplay.{attr} needs a SelfPlayVecEnv as the training env")
-        if attr in ("latest_ratio", "bot_ratio"):
-            setattr(env, attr, check_ratio(f"selfplay.{attr}", value))
-        elif attr == "strategy":
-            get_sampler(value)
-            env.strategy = str(value)
-        else:
-            ids = None if value is None else [str(v) for v in value]
-            if attr == "bots":
-                unknown = [b for b in ids or () if b not in BOTS]
-                if unknown:
-                    raise ValueError(f"selfplay.bots: unknown bots {unknown}; known: {sorted(BOTS)}")
-                env.bots = tuple(ids or ())
-            else:
-                if ids is not None and not ids:
-                    raise ValueError("selfplay.opponents must be null or a non-empty list")
-                env.opponents = ids
-            if env.pool is not None:
-                for bot in ids or ():
-                    if bot in BOTS:
-                        env.pool.add_player(bot, kind="bot")
+        if attr in ("bots", "opponents") and value is not None:
+            value = tuple(str(v) for v in value)
+        try:
+            env.configure(**{attr: value})
+        except ValueError as exc:
+            raise ValueError(f"curriculum parameter selfplay.{attr}: {exc}") from None
 
     # ------------------------------------------------------------------ measuring
     def _on_step(self) -> bool:

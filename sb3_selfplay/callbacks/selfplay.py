@@ -6,31 +6,13 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_selfplay.callbacks.common import find_selfplay_env, find_vecnormalize
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
 from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
 
-__all__ = ["SelfPlayCallback", "find_selfplay_env"]
-
-
-def find_selfplay_env(env: Any) -> SelfPlayVecEnv | None:
-    """The :class:`SelfPlayVecEnv` under VecEnv wrappers (``VecNormalize``, ``VecMonitor``, ...), or None."""
-    seen = 0
-    while env is not None and seen < 64:
-        if isinstance(env, SelfPlayVecEnv):
-            return env
-        env = getattr(env, "venv", None)
-        seen += 1
-    return None
-
-
-def _find_vecnormalize(env: Any) -> VecNormalize | None:
-    while env is not None and not isinstance(env, SelfPlayVecEnv):
-        if isinstance(env, VecNormalize):
-            return env
-        env = getattr(env, "venv", None)
-    return None
+__all__ = ["SelfPlayCallback"]
 
 
 class SelfPlayCallback(BaseCallback):
@@ -80,7 +62,7 @@ class SelfPlayCallback(BaseCallback):
         self.selfplay_env = env
         env.set_learner(self.model.policy)
         env.learner_step = self.num_timesteps
-        norm = _find_vecnormalize(self.training_env)
+        norm = find_vecnormalize(self.training_env)
         if norm is not None and norm.norm_obs:
             env.bank.obs_transform = norm.normalize_obs
         self._last_save = self.num_timesteps
@@ -125,12 +107,3 @@ class SelfPlayCallback(BaseCallback):
     def env(self) -> VecEnv | None:
         """The SelfPlayVecEnv this callback drives (set at training start)."""
         return self.selfplay_env
-
-
-def ended_episode_infos(step_locals: dict[str, Any]) -> list[dict[str, Any]]:
-    """The infos of the envs whose episode ended at this step (from a callback's ``locals``)."""
-    dones = step_locals.get("dones")
-    if dones is None or not np.any(dones):
-        return []
-    infos = step_locals["infos"]
-    return [infos[i] for i in np.flatnonzero(dones).tolist()]

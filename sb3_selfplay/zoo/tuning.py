@@ -39,15 +39,12 @@ from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from sb3_selfplay.experiment import (
-    ExperimentSettings,
-    RunOptions,
-    merge_sections,
-    parse_section,
-    run_experiment,
-    settings_to_section,
-)
-from sb3_selfplay.metrics import rate_opponents
+from sb3_selfplay.selfplay.evaluation import rate_opponents
+from sb3_selfplay.zoo.config import merge_sections, parse_section, settings_to_section
+from sb3_selfplay.zoo.factories import evaluation_set
+from sb3_selfplay.zoo.run import run_experiment
+from sb3_selfplay.zoo.settings import ExperimentSettings, RunOptions
+from sb3_selfplay.zoo.settings import replace as replace_settings
 
 __all__ = [
     "PRUNERS",
@@ -241,7 +238,7 @@ def trial_settings(settings: ExperimentSettings, params: dict[str, Any], budget:
     section = merge_sections(settings_to_section(settings), params)
     section["n_timesteps"] = budget
     out = parse_section(section, settings.env_id, settings.algo, f"trial parameters of {settings.source}")
-    return replace(out, replays=None, metrics=None)
+    return replace_settings(out, replays=None, metrics=None)
 
 
 def n_evaluations_of(tune: TuneOptions, budget: int) -> int:
@@ -306,7 +303,7 @@ def optimize(settings: ExperimentSettings, options: RunOptions, tune: TuneOption
     ratings = None
     if settings.selfplay is not None:
         sp = settings.selfplay
-        ratings = rate_opponents(sp.eval_opponents, settings.env_id, settings.env_kwargs, sp.eval_games, seed=12345)
+        ratings = rate_opponents(evaluation_set(settings), settings.env_id, settings.env_kwargs, sp.eval_games, seed=12345)
     callbacks = []
     if tune.max_total_trials is not None:
         callbacks.append(optuna.study.MaxTrialsCallback(tune.max_total_trials, states=None))

@@ -1,10 +1,5 @@
-"""Training callbacks (SB3 ``BaseCallback`` subclasses) that own side effects of self-play runs.
-
-- :class:`ReplayCallback`: records episodes of a :class:`~sb3_selfplay.selfplay.SelfPlayVecEnv`
-  and keeps the best ones as replay files (see :mod:`sb3_selfplay.replays`).
-
-The snapshot/Elo callback lives in :mod:`sb3_selfplay.selfplay.callback` (``SelfPlayCallback``).
-"""
+"""ReplayCallback: records episodes of a :class:`~sb3_selfplay.selfplay.SelfPlayVecEnv` and keeps
+the best ones as replay files (see :mod:`sb3_selfplay.replays`)."""
 
 from __future__ import annotations
 
@@ -22,10 +17,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_selfplay.games.base import GAME_REGISTRY
 from sb3_selfplay.replays import REPLAY_SUFFIX, EpisodeRecorder, RecordedEpisode, ReplayError, load_replay, make_replay, save_replay
-from sb3_selfplay.selfplay.callback import find_selfplay_env
+from sb3_selfplay.callbacks.common import find_selfplay_env
 from sb3_selfplay.selfplay.pool import LEARNER
 from sb3_selfplay.selfplay.sampling import LATEST
-from sb3_selfplay.selfplay.vecenv import opponent_kind
 
 __all__ = ["ReplayCallback"]
 
@@ -52,7 +46,9 @@ def _safe_name(text: str, limit: int = 40) -> str:
 
 
 def _guess_env_id(game: Any) -> str | None:
-    """The registry id whose factory builds ``type(game)``, if any."""
+    """The game's registry id (set by ``make_game``), else the id whose factory builds ``type(game)``."""
+    if getattr(game, "game_id", None):
+        return str(game.game_id)
     for env_id, factory in GAME_REGISTRY.items():
         if factory is type(game):
             return env_id
@@ -216,7 +212,7 @@ class ReplayCallback(BaseCallback):
             "env_id": self.env_id,
             "learner_step": int(self.num_timesteps),
             "opponent": opponent,
-            "opponent_kind": opponent_kind(opponent) if isinstance(opponent, str) else None,
+            "opponent_kind": self.selfplay_env.opponent_kind(opponent) if isinstance(opponent, str) else None,
             "opponent_rating": opponent_rating,
             "learner_rating": learner_rating,
             "seed": getattr(self.model, "seed", None),
@@ -246,7 +242,7 @@ class ReplayCallback(BaseCallback):
                 if key is None or not self._qualifies(collection, key):
                     continue
                 if replay is None:
-                    replay = make_replay(ep.frames, meta, ep.game_params)
+                    replay = make_replay(ep.frames, meta, ep.game_params, views=ep.views)
                 ret = meta["return"] if isinstance(meta["return"], numbers.Real) else float("nan")
                 opp = "latest" if meta["opponent"] == LATEST else _safe_name(str(meta["opponent"]))
                 stem = f"{collection}_step{meta['learner_step']:09d}_ret{ret:+.3f}_vs_{opp}_env{ep.slot}"
@@ -286,12 +282,3 @@ class ReplayCallback(BaseCallback):
         for name in names:
             out += [self.out_dir / e.name for e in sorted(self.kept[name], reverse=True)]
         return out
-
-
-
-# Re-exports: every training callback of the package from one module.
-from sb3_selfplay.curriculum import CurriculumCallback  # noqa: E402
-from sb3_selfplay.metrics import MetricsCallback, SelfPlayEvalCallback  # noqa: E402
-from sb3_selfplay.selfplay.callback import SelfPlayCallback  # noqa: E402
-
-__all__ += ["CurriculumCallback", "MetricsCallback", "SelfPlayCallback", "SelfPlayEvalCallback"]

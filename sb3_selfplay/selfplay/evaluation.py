@@ -1,0 +1,146 @@
+"""Games against a fixed evaluation set: the learner against one opponent, the set's fixed
+ratings and the learner's performance rating against them.
+
+- :func:`play_games`: the learner against one opponent (bot, snapshot, model file), each env
+  playing exactly one game (no bias towards short games), optionally recording replays.
+- :func:`rate_opponents` / :func:`performance_rating`: fixed Bradley-Terry ratings of an
+  evaluation set and the learner's Elo performance against it (comparable across runs and
+  Optuna trials, unlike the online Elo of a pool).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_selfplay.games.bots import game_bots
+from sb3_selfplay.selfplay.pool import OpponentPool
+from sb3_selfplay.selfplay.ratings import expected_score, fit_bradley_terry
+from sb3_selfplay.selfplay.tournament import load_model_policy, run_tournament
+from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
+
+__all__ = ["ObsTransform", "performance_rating", "play_games", "rate_opponents"]
+
+ObsTransform = Callable[[np.ndarray], np.ndarray]
+
+
+def _opponent_player(opponent: Any, device: str) -> tuple[str, Any]:
+    """``(bank id, policy or None)`` of an opponent: bot and snapshot ids as they are, model files loaded."""
+    if not isinstance(opponent, str):
+        return "eval_opponent", opponent
+    if opponent.endswith(".zip") or os.path.isfile(opponent):
+        return "ref_" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(opponent).stem)[:100], load_model_policy(opponent, device)
+    return opponent, None
+
+
+def play_games(
+    model: BaseAlgorithm,
+    game: Any,
+    opponent: Any,
+    seed: int = 0,
+    deterministic: bool = False,
+    pool: OpponentPool | None = None,
+    obs_transform: ObsTransform | None = None,
+    recorder: Any = None,
+    max_steps: int = 1_000_000,
+) -> list[dict[str, Any]]:
+    """
+    One game per env of ``game`` between the model and ``opponent``, seats drawn at random.
+
+    :param model: The learner (anything with SB3's ``predict``; recurrent states are carried).
+    :param game: A batched two-player game; ``game.num_envs`` games are played.
+    :param opponent: A bot name, a snapshot id (needs ``pool``), a model file, or a policy.
+    :param seed: Seed of the game, seats and bots.
+    :param deterministic: The learner takes its most likely action.
+    :param pool: Opponent pool for snapshot ids (nothing is recorded in it).
+    :param obs_transform: Applied to observations before both policies (``VecNormalize.normalize_obs``).
+    :param recorder: An :class:`~sb3_selfplay.replays.EpisodeRecorder` over ``game`` (optional).
+    :param max_steps: Safety cap on steps.
+    :return: Per game: ``opponent``, ``seat``, ``outcome``, ``score``, ``return``, ``length`` and,
+        with a recorder, ``episode`` (the :class:`~sb3_selfplay.replays.RecordedEpisode`).
+    """
+    player_id, policy = _opponent_player(opponent, str(getattr(model, "device", "cpu")))
+    bots = game_bots(game)
+    if policy is None and player_id not in bots and (pool is None or player_id not in pool.snapshot_ids()):
+        raise ValueError(f"unknown opponent {player_id!r}: not a bot of the game ({', '.join(bots)}), a model file "
+                         "or a snapshot of the pool")
+    env = SelfPlayVecEnv(game, pool=pool if policy is None else None, learner_seat="random", latest_ratio=0.0,
+                         bots=(), opponents=[player_id], seed=seed, record=False)
+    if policy is not None:
+        env.add_player(player_id, policy)
+    env.set_learner(model.policy)
+    env.bank.obs_transform = obs_transform
+    obs = env.reset()
+    if recorder is not None:
+        recorder.reset(obs=obs)
+    n = env.num_envs
+    results: list[dict[str, Any] | None] = [None] * n
+    state, starts = None, np.ones(n, dtype=bool)
+    for _ in range(max_steps):
+        model_obs = obs_transform(obs) if obs_transform is not None else obs
+        actions, state = model.predict(model_obs, state=state, episode_start=starts, deterministic=deterministic)
+        obs, _, dones, infos = env.step(actions)
+        episodes = recorder.step(dones, infos, obs, actions) if recorder is not None else []
+        by_slot = {ep.slot: ep for ep in episodes}
+        for i in np.flatnonzero(dones).tolist():
+            if results[i] is None:
+                sp, ep = infos[i]["selfplay"], infos[i]["episode"]
+                results[i] = {"opponent": opponent if isinstance(opponent, str) else player_id, "seat": sp["seat"],
+                              "outcome": sp["outcome"], "score": sp["score"], "return": ep["r"], "length": ep["l"]}
+                if i in by_slot:
+                    results[i]["episode"] = by_slot[i]
+        if all(r is not None for r in results):
+            return results  # type: ignore[return-value]
+        starts = dones
+    raise RuntimeError(f"play_games: games unfinished after {max_steps} steps")
+
+
+def rate_opponents(
+    opponents: Sequence[str],
+    env_id: str,
+    game_kwargs: Mapping[str, Any] | None = None,
+    games_per_pair: int = 20,
+    seed: int = 0,
+) -> dict[str, float]:
+    """
+    Fixed Bradley-Terry ratings of an evaluation set (bots and model files) from a round robin,
+    anchored at 1200 on ``random`` when it is in the set (else mean 1200). Deterministic for a seed.
+    """
+    names = list(dict.fromkeys(opponents))
+    if len(names) == 1:
+        return {names[0]: 1200.0}
+    results = run_tournament({n: n for n in names}, env_id, games_per_pair=games_per_pair, seed=seed,
+                             game_params=dict(game_kwargs or {}))
+    fit = fit_bradley_terry(results, n_bootstrap=0, anchor="random" if "random" in names else None)
+    return {n: float(fit.ratings.get(n, 1200.0)) for n in names}
+
+
+def performance_rating(
+    results: Sequence[tuple[str, float]], ratings: Mapping[str, float], margin: float = 800.0
+) -> float:
+    """
+    The Elo rating that makes the expected score against fixed-rated opponents equal the actual
+    score (maximum likelihood), found by bisection and clipped to ``margin`` beyond the set.
+
+    :param results: ``(opponent, score)`` per game.
+    :param ratings: Fixed rating of each opponent.
+    :return: The performance rating.
+    """
+    if not results:
+        return float("nan")
+    opp = np.array([ratings[o] for o, _ in results], dtype=np.float64)
+    total = float(sum(s for _, s in results))
+    lo, hi = float(opp.min()) - margin, float(opp.max()) + margin
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if float(np.sum(expected_score(mid, opp))) < total:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
