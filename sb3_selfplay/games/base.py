@@ -36,6 +36,8 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from sb3_selfplay.games.drawing import Drawing
+
 __all__ = [
     "GAME_REGISTRY",
     "TwoPlayerGame",
@@ -122,6 +124,20 @@ class TwoPlayerGame(ABC):
         :param env_index: Which env.
         :return: A JSON-serialisable snapshot of that env's state (for replays).
         """
+
+    def draw_state(
+        self, state: Mapping[str, Any], params: Mapping[str, Any] | None = None, highlight_seat: int | None = None
+    ) -> Drawing | None:
+        """
+        The game's picture of a state, as a vector drawing (see :mod:`sb3_selfplay.games.drawing`):
+        replays draw their frames with it (HTML player, GIF), and ``render()`` may rasterise it.
+
+        :param state: A state from :meth:`get_state` (possibly read back from a replay file).
+        :param params: The parameters of the state's episode (:meth:`get_params`); None: the current ones.
+        :param highlight_seat: A seat to mark (replays mark the learner's), or None.
+        :return: The drawing, or None (the default): no vector drawing, so replays keep ``render()`` images.
+        """
+        return None
 
     def close(self) -> None:
         """Release resources (nothing by default)."""

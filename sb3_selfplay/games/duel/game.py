@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from sb3_selfplay.games.base import TwoPlayerGame
+from sb3_selfplay.games.drawing import Drawing
 from sb3_selfplay.games.duel.layout import (
     N_MOVES,
     OBS_COOLDOWN,
@@ -51,7 +53,7 @@ from sb3_selfplay.games.duel.layout import (
     ray_angles,
 )
 from sb3_selfplay.games.duel.params import DuelParams
-from sb3_selfplay.games.duel.render import render_duel
+from sb3_selfplay.games.duel.render import draw_duel, render_duel
 from sb3_selfplay.spaces import hybrid_action_space
 
 __all__ = ["DuelGame"]
@@ -738,6 +740,15 @@ class DuelGame(TwoPlayerGame):
         self._obs = self._obs.copy()  # the previous array belongs to the caller now
         self._obs[i] = obs[0]
         return obs[0].copy()
+
+    def draw_state(
+        self, state: Mapping[str, Any], params: Mapping[str, Any] | None = None, highlight_seat: int | None = None
+    ) -> Drawing:
+        """
+        Duel's drawing of a :meth:`get_state` state (:func:`~sb3_selfplay.games.duel.render.draw_duel`);
+        ``render()`` rasterises the same drawing.
+        """
+        return draw_duel(state, {**self.get_params(), **(params or {})}, self.render_size, highlight_seat=highlight_seat)
 
     def render(self, env_index: int = 0) -> np.ndarray:
         """
