@@ -32,6 +32,7 @@ from sb3_selfplay.zoo.report import report_run
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run import train
 from sb3_selfplay.zoo.settings import ConfigError, RunOptions
+from sb3_selfplay.zoo.settings import replace as replace_settings
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -113,7 +114,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
                                     parse_overrides(args.env_kwargs, "--env-kwargs"))
         budget = args.n_timesteps if args.n_timesteps > 0 else None
         if budget is not None and not args.optimize:  # with -optimize, -n is the budget of one trial
-            settings = dataclasses.replace(settings, n_timesteps=budget)
+            settings = replace_settings(settings, n_timesteps=budget)
         if args.debug:
             settings = debug_settings(settings, args.debug_ticks)
         options = run_options(args, seed)
