@@ -31,6 +31,7 @@ from sb3_selfplay.replays import EpisodeRecorder, RecordedEpisode, make_replay, 
 from sb3_selfplay.selfplay import OpponentPool
 from sb3_selfplay.selfplay.evaluation import play_games
 from sb3_selfplay.zoo.factories import evaluation_set, make_env, make_game
+from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import latest_run_dir, load_obs_normalizer, run_model_path, run_settings
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
@@ -57,6 +58,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--record", metavar="DIR", default=None, help="save every game as a replay file in DIR")
     p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    add_gym_packages(p)
     return p
 
 
@@ -94,7 +96,7 @@ def save_replays(episodes: list[tuple[RecordedEpisode, dict[str, Any]]], out: Pa
         else:
             opp = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(str(result["opponent"])).name)[:40]
             name = f"game{k:03d}_{result.get('outcome')}_vs_{opp}"
-        save_replay(out / f"{name}.replay.json.gz", make_replay(ep.frames, info, ep.game_params))
+        save_replay(out / f"{name}.replay.json.gz", make_replay(ep.frames, info, ep.game_params, views=ep.views))
     return len(episodes)
 
 
@@ -159,6 +161,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     if args.num_threads > 0:
         th.set_num_threads(args.num_threads)
     try:
+        import_gym_packages(args.gym_packages)
         if args.games < 1:
             raise ConfigError(f"--games: need at least 1, got {args.games}")
         run_dir = latest_run_dir(args.folder, args.algo, args.env, args.exp_id)

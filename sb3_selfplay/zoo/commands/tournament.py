@@ -26,6 +26,7 @@ import torch as th
 from sb3_selfplay.games import make_game
 from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, ratings_table, run_tournament, tournament_report
+from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import run_settings
 from sb3_selfplay.zoo.settings import ConfigError
@@ -49,6 +50,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-P", "--progress", action="store_true", help="print progress")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    add_gym_packages(p)
     return p
 
 
@@ -110,6 +112,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     if args.num_threads > 0:
         th.set_num_threads(args.num_threads)
     try:
+        import_gym_packages(args.gym_packages)
         players, env_id, params, pool = gather_players(args)
         bots = bot_names(args, env_id, params)
         names = [*players, *(b for b in bots if b not in players)]

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 import torch as th
 
+from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.config import load_hyperparams, parse_overrides
 from sb3_selfplay.zoo.debug import debug_report, debug_settings
 from sb3_selfplay.zoo.hyperparams import default_hyperparams_file
@@ -61,7 +61,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-P", "--progress", action="store_true", help="show a progress bar")
     p.add_argument("--verbose", type=int, default=1, help="0: quiet, 1: logs, 2: debug")
     p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
-    p.add_argument("--gym-packages", nargs="+", default=[], help="modules to import so they register envs")
+    add_gym_packages(p)
     p.add_argument("--allow-import", nargs="+", default=[], metavar="PREFIX",
                    help="module prefixes trusted for dotted class paths in the YAML")
     p.add_argument("--debug", action="store_true", help="a tiny smoke run of every feature the section turns on")
@@ -104,12 +104,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.num_threads > 0:
         th.set_num_threads(args.num_threads)
-    for module in args.gym_packages:
-        importlib.import_module(module)
     seed = int(np.random.randint(2**31 - 1)) if args.seed < 0 else args.seed
     if args.conf_file is None:  # recorded in the run's args.yml
         args.conf_file = str(default_hyperparams_file(args.algo))
     try:
+        import_gym_packages(args.gym_packages)
         settings = load_hyperparams(args.conf_file, args.env, args.algo, parse_overrides(args.hyperparams, "-params"),
                                     parse_overrides(args.env_kwargs, "--env-kwargs"))
         budget = args.n_timesteps if args.n_timesteps > 0 else None
