@@ -36,6 +36,28 @@ def masked_mean(values: th.Tensor, mask: th.Tensor, n_valid: th.Tensor | None = 
     return th.where(mask, values, th.zeros((), dtype=values.dtype, device=values.device)).sum() / count.clamp_min(1)
 
 
+def _ours_for_contrib(policy_class: Any) -> Any:
+    """
+    sb3-contrib's recurrent policy classes (as a contrib zip names them) -> ours with the same
+    parameter names, so ``RecurrentPPO.load(<an sb3-contrib zip>)`` needs no ``custom_objects``.
+    Any other class is returned as it is.
+    """
+    from sb3_contrib.common.recurrent.policies import (
+        RecurrentActorCriticCnnPolicy,
+        RecurrentActorCriticPolicy,
+        RecurrentMultiInputActorCriticPolicy,
+    )
+
+    if not isinstance(policy_class, type) or issubclass(policy_class, RecurrentPolicy):
+        return policy_class
+    ours = {
+        RecurrentActorCriticPolicy: POLICY_ALIASES["MlpLstmPolicy"],
+        RecurrentActorCriticCnnPolicy: POLICY_ALIASES["CnnLstmPolicy"],
+        RecurrentMultiInputActorCriticPolicy: POLICY_ALIASES["MultiInputLstmPolicy"],
+    }
+    return ours.get(policy_class, policy_class)
+
+
 class RecurrentPPO(ContribRecurrentPPO):
     """
     Recurrent PPO (LSTM or GRU) with truncated BPTT and one core call per minibatch.
@@ -161,6 +183,7 @@ class RecurrentPPO(ContribRecurrentPPO):
         if legacy:
             self.sequence_mode = resolve_sequence_mode(None, **legacy)
         self._check_batch_size()
+        self.policy_class = _ours_for_contrib(self.policy_class)
         super()._setup_model()
         if not isinstance(self.policy, RecurrentPolicy):
             raise ValueError(
