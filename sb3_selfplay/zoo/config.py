@@ -13,21 +13,24 @@ and checks what needs the game (its parameters, its bots).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import gymnasium as gym
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, StrictBool, StrictStr, TypeAdapter, ValidationError
 
 from sb3_selfplay.games.base import GAME_REGISTRY
 from sb3_selfplay.games.base import make_game as build_game
 from sb3_selfplay.games.bots import game_bots
+from sb3_selfplay.selfplay.sampling import OPPONENT_SAMPLERS, strategy_parameters
 from sb3_selfplay.zoo.resolve import ALGOS, init_params, policy_class, resolve_policy_kwargs
-from sb3_selfplay.zoo.settings import AlgoSettings, ConfigError, ExperimentSettings, Float, Int
+from sb3_selfplay.zoo.settings import RECURRENT_ONLY, AlgoSettings, ConfigError, ExperimentSettings, Float, PosInt
 
 __all__ = [
     "SECTIONS",
@@ -54,10 +57,11 @@ _NESTED = ("selfplay", "replays", "metrics", "policy_kwargs", "env_kwargs")
 _SEED_POLICY_KEYS = {"lstm_hidden_size": "lstm_hidden_size", "lstm_num_layers": "n_lstm_layers"}
 #: Types of the common policy kwargs, checked before any model is built.
 _POLICY_KWARG_TYPES: dict[str, Any] = {
-    "lstm_hidden_size": Int, "n_lstm_layers": Int, "ortho_init": bool, "shared_lstm": bool,
-    "enable_critic_lstm": bool, "rnn_type": str, "share_features_extractor": bool, "log_std_init": Float,
-    "net_arch": list | dict, "lstm_kwargs": dict[str, Any], "optimizer_kwargs": dict[str, Any],
-    "features_extractor_kwargs": dict[str, Any], "normalize_images": bool,
+    "lstm_hidden_size": PosInt, "n_lstm_layers": PosInt, "ortho_init": StrictBool, "shared_lstm": StrictBool,
+    "enable_critic_lstm": StrictBool, "rnn_type": StrictStr, "share_features_extractor": StrictBool,
+    "log_std_init": Float, "net_arch": list[PosInt] | dict[StrictStr, list[PosInt]],
+    "lstm_kwargs": dict[str, Any], "optimizer_kwargs": dict[str, Any],
+    "features_extractor_kwargs": dict[str, Any], "normalize_images": StrictBool,
 }
 #: Pydantic error types -> what was expected.
 _EXPECTED = {
@@ -68,6 +72,9 @@ _EXPECTED = {
     "dataclass_type": "a mapping", "dataclass_exact_type": "a mapping",
     "tuple_type": "a list", "list_type": "a list", "none_required": "null",
 }
+#: Pydantic bound errors -> the comparison and the ``ctx`` key of the bound.
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"), "less_than_equal": ("<=", "le"),
+           "less_than": ("<", "lt")}
 #: Pydantic error types of a key the model does not have (models; stdlib dataclasses).
 _UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
 _TYPE_TAGS = {"bool", "int", "float", "str", "none", "dict", "list", "tuple", "tagged-union", "nullable"}
@@ -147,6 +154,9 @@ def first_problem(errors: Sequence[Mapping[str, Any]], prefix: str, known: list[
     where = f"{prefix}.{key}" if prefix and key else (prefix or key)
     if first["type"] in _UNKNOWN_KEY:
         return f"unknown key '{where}'" + (f" (known: {', '.join(known)})" if known else "")
+    if first["type"] in _BOUNDS:
+        op, bound = _BOUNDS[first["type"]]
+        return f"{where}: must be {op} {first['ctx'][bound]}, got {first['input']!r}"
     if first["type"] in _EXPECTED:
         same = [e["type"] for e in errors if _path(e["loc"]) == key and e["type"] in _EXPECTED]
         expected = " or ".join(dict.fromkeys(_EXPECTED[t] for t in same))
@@ -264,6 +274,28 @@ def _section_flag(value: Any) -> Any:
     return value
 
 
+class _Sources:
+    """Where each key came from: the file, or a flag for keys set on the command line (dotted keys)."""
+
+    def __init__(self, file: str, flags: Mapping[str, str]) -> None:
+        self.file = file
+        self.flags = dict(flags)
+
+    def of(self, key: str) -> str:
+        """The source of a dotted key: the flag that set it or a section above it, else the file."""
+        parts = key.split(".")
+        for n in range(len(parts), 0, -1):
+            flag = self.flags.get(".".join(parts[:n]))
+            if flag is not None:
+                return flag
+        return self.file
+
+    def of_section(self, key: str) -> str:
+        """The source of a problem found in a whole section: the flags that set keys in it, over the file."""
+        flags = sorted({f for k, f in self.flags.items() if k == key or k.startswith(key + ".")})
+        return " and ".join([*flags, f"{self.file} (merged)"]) if flags else self.file
+
+
 def parse_section(
     raw: Mapping[str, Any],
     env_id: str,
@@ -274,10 +306,10 @@ def parse_section(
     """
     Validate one merged hyperparameter entry into :class:`ExperimentSettings`.
 
-    :param override_sources: Top-level keys that came from the command line -> the flag, named
-        in messages instead of the file.
+    :param override_sources: Keys (dotted, e.g. ``selfplay.save_steps``) that came from the
+        command line -> the flag, named in messages instead of the file.
     """
-    src_of = dict(override_sources or {})
+    src = _Sources(source, override_sources or {})
     raw = _seed_keys(dict(raw), algo, source, env_id)
     algo_fields = set(AlgoSettings.model_fields)
     data: dict[str, Any] = {"algo_kwargs": {}}
@@ -290,7 +322,12 @@ def parse_section(
             data[key] = value
         else:
             known = ", ".join([*_TOP_LEVEL, *SECTIONS, *sorted(algo_fields), "use_lstm", *_SEED_POLICY_KEYS])
-            raise ConfigError(f"{src_of.get(key, source)}: unknown key '{env_id}.{key}' (known: {known})")
+            raise ConfigError(f"{src.of(key)}: unknown key '{env_id}.{key}' (known: {known})")
+    if algo != "rppo":
+        used = [k for k in RECURRENT_ONLY if data["algo_kwargs"].get(k) is not None]
+        if used:
+            raise ConfigError(f"{src.of(used[0])}: {env_id}.{used[0]}: {used[0]} is a RecurrentPPO option "
+                              f"(--algo rppo), not accepted by {algo}")
     try:
         settings = ExperimentSettings.model_validate({"env_id": env_id, "algo": algo, "source": source, **data})
     except ValidationError as exc:
@@ -300,27 +337,50 @@ def parse_section(
         for e in errors:  # the algorithm's keys are top-level in YAML
             if e["loc"][:1] == ("algo_kwargs",) and len(e["loc"]) > 1:
                 e["loc"] = e["loc"][1:]
-        key = next((p for p in errors[0]["loc"] if not _is_tag(p)), None)
-        where = src_of.get(key, source) if isinstance(key, str) else source
+        key = _path(errors[0]["loc"])
+        where = src.of(key) if errors[0]["type"] not in ("value_error", "assertion_error") else src.of_section(key)
         raise ConfigError(f"{where}: {first_problem(errors, env_id, known)}") from None
-    _check_game(settings, src_of.get("selfplay", source), src_of.get("env_kwargs", source))
-    _check_policy_kwargs(settings, src_of.get("policy_kwargs", source), env_id)
+    _check_game(settings, src)
+    _check_policy_kwargs(settings, src, env_id)
+    _check_batch_size(settings, src)
     return settings
 
 
-def _check_game(settings: ExperimentSettings, selfplay_source: str, source: str) -> None:
+def _check_batch_size(settings: ExperimentSettings, src: _Sources) -> None:
+    """
+    A minibatch larger than one rollout (``n_steps x n_envs``) is trained as the whole rollout:
+    warned about (as SB3 warns about a truncated last minibatch), naming where it came from.
+    """
+    algo = settings.algo_kwargs
+    if algo.batch_size is None:
+        return
+    n_steps = algo.n_steps
+    if n_steps is None:
+        n_steps = inspect.signature(ALGOS[settings.algo].__init__).parameters["n_steps"].default
+    rollout = n_steps * settings.n_envs
+    if algo.batch_size > rollout:
+        warnings.warn(f"{src.of('batch_size')}: {settings.env_id}.batch_size: {algo.batch_size} is larger than the "
+                      f"rollout (n_steps x n_envs = {n_steps} x {settings.n_envs} = {rollout}); each epoch trains "
+                      "on the whole rollout at once", UserWarning, stacklevel=3)
+
+
+def _check_game(settings: ExperimentSettings, src: _Sources) -> None:
     """Self-play needs a registered game; game parameters must be known to the game, bot names to its bots."""
     env_id = settings.env_id
     sp = settings.selfplay
     if sp is None:
         return
+    selfplay_source = src.of_section("selfplay")
     if env_id not in GAME_REGISTRY:
         raise ConfigError(f"{selfplay_source}: {env_id}.selfplay: '{env_id}' is not a registered two-player game "
                           f"(games: {', '.join(sorted(GAME_REGISTRY))})")
     try:
         game = build_game(env_id, num_envs=1, **settings.env_kwargs)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: {env_id}.env_kwargs: {' '.join(str(exc).split())}") from None
+        message = " ".join(str(exc).split())
+        named = [k for k in settings.env_kwargs if repr(k) in message or f"'{k}'" in message]
+        source = src.of(f"env_kwargs.{named[0]}") if len(named) == 1 else src.of_section("env_kwargs")
+        raise ConfigError(f"{source}: {env_id}.env_kwargs: {message}") from None
     bots = list(game_bots(game))
     game.close()
     known = ", ".join(bots)
@@ -338,20 +398,24 @@ def _check_game(settings: ExperimentSettings, selfplay_source: str, source: str)
                           f"'{env_id}' ({known}) nor model files (.zip)")
 
 
-def _check_policy_kwargs(settings: ExperimentSettings, source: str, path: str) -> None:
-    """Unknown policy kwargs and wrong types of the common ones, named, before any model is built."""
+def _check_policy_kwargs(settings: ExperimentSettings, src: _Sources, path: str) -> None:
+    """Unknown policy kwargs and wrong types or sizes of the common ones, named, before any model is built."""
     try:
         cls = policy_class(settings.algo, settings.policy)
+    except ValueError as exc:
+        raise ConfigError(f"{src.of('policy')}: {path}: {exc}") from None
+    try:
         resolve_policy_kwargs(settings.policy_kwargs)
     except ValueError as exc:
-        raise ConfigError(f"{source}: {path}: {exc}") from None
+        raise ConfigError(f"{src.of_section('policy_kwargs')}: {path}: {exc}") from None
     accepted = init_params(cls)
     for key, value in settings.policy_kwargs.items():
+        where = src.of(f"policy_kwargs.{key}")
         if key not in accepted:
-            raise ConfigError(f"{source}: unknown key '{path}.policy_kwargs.{key}' for {cls.__name__}")
+            raise ConfigError(f"{where}: unknown key '{path}.policy_kwargs.{key}' for {cls.__name__}")
         hint = _POLICY_KWARG_TYPES.get(key)
         if hint is not None:
-            check_value(value, hint, source, f"{path}.policy_kwargs.{key}")
+            check_value(value, hint, where, f"{path}.policy_kwargs.{key}")
 
 
 def load_hyperparams(
@@ -371,11 +435,30 @@ def load_hyperparams(
     if algo not in ALGOS:
         raise ConfigError(f"--algo: unknown algorithm '{algo}' (known: {', '.join(ALGOS)})")
     raw = select_section(read_yaml(path), env_id, source)
-    flags = {k.split(".")[0]: "-params" for k in overrides or {}}
-    if env_kwargs:
-        flags["env_kwargs"] = "--env-kwargs"
-    raw = apply_overrides(raw, {**(overrides or {}), **{f"env_kwargs.{k}": v for k, v in (env_kwargs or {}).items()}})
+    overrides = dict(overrides or {})
+    flags = dict.fromkeys(overrides, "-params")
+    flags.update({f"env_kwargs.{k}": "--env-kwargs" for k in env_kwargs or {}})
+    raw = _drop_other_strategy_params(raw, overrides)
+    raw = apply_overrides(raw, {**overrides, **{f"env_kwargs.{k}": v for k, v in (env_kwargs or {}).items()}})
     return parse_section(raw, env_id, algo, source, flags)
+
+
+def _drop_other_strategy_params(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    When ``-params`` switches ``selfplay.strategy`` (and does not set its parameters), the file's
+    parameters of the old strategy are dropped: a ``pfsp`` ``weighting`` means nothing to ``uniform``.
+    """
+    out = dict(raw)
+    strategy = overrides.get("selfplay.strategy")
+    section = out.get("selfplay")
+    if (not isinstance(strategy, str) or strategy not in OPPONENT_SAMPLERS or not isinstance(section, Mapping)
+            or any(k.startswith("selfplay.strategy_params") for k in overrides)):
+        return out
+    params = section.get("strategy_params")
+    if isinstance(params, Mapping):
+        known = strategy_parameters(strategy)
+        out["selfplay"] = {**section, "strategy_params": {k: v for k, v in params.items() if k in known}}
+    return out
 
 
 # ============================================================================ settings -> YAML

@@ -11,12 +11,11 @@ against the game in :mod:`sb3_selfplay.zoo.config`, where the game is known.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from sb3_selfplay.callbacks.curriculum import Lesson, check_lessons
 from sb3_selfplay.selfplay.sampling import OpponentSampling
@@ -26,7 +25,10 @@ __all__ = [
     "AlgoSettings",
     "ConfigError",
     "ExperimentSettings",
+    "Float",
+    "Int",
     "MetricsSettings",
+    "PosInt",
     "RECURRENT_ONLY",
     "ReplaySettings",
     "RunOptions",
@@ -62,6 +64,11 @@ def _schedule(value: Any) -> Any:
 
 Int = Annotated[int, BeforeValidator(yaml_number)]
 Float = Annotated[float, BeforeValidator(yaml_number)]
+#: An integer >= 1 (sizes, counts) and >= 0.
+PosInt = Annotated[Int, Field(ge=1)]
+NonNegInt = Annotated[Int, Field(ge=0)]
+#: A probability-like share in [0, 1].
+Ratio = Annotated[Float, Field(ge=0.0, le=1.0)]
 Schedule = Annotated[float | StrictStr, BeforeValidator(_schedule)]
 
 
@@ -79,15 +86,15 @@ class AlgoSettings(_Settings):
 
     learning_rate: Schedule | None = None
     """A number or a schedule: ``lin_<x>`` (x down to 0 over training) or ``const_<x>``."""
-    n_steps: Int | None = None
+    n_steps: PosInt | None = None
     """Steps per env per rollout."""
-    batch_size: Int | None = None
+    batch_size: Annotated[Int, Field(ge=2)] | None = None
     """Minibatch size in steps."""
-    n_epochs: Int | None = None
+    n_epochs: PosInt | None = None
     """Passes over each rollout."""
-    gamma: Float | None = None
-    """Discount factor."""
-    gae_lambda: Float | None = None
+    gamma: Annotated[Float, Field(gt=0.0, le=1.0)] | None = None
+    """Discount factor, in (0, 1]."""
+    gae_lambda: Ratio | None = None
     """GAE lambda."""
     clip_range: Schedule | None = None
     """PPO clip range (number or schedule)."""
@@ -97,19 +104,19 @@ class AlgoSettings(_Settings):
     """Normalise advantages per minibatch."""
     ent_coef: Float | None = None
     """Entropy bonus coefficient."""
-    vf_coef: Float | None = None
+    vf_coef: Annotated[Float, Field(ge=0.0)] | None = None
     """Value loss coefficient."""
-    max_grad_norm: Float | None = None
+    max_grad_norm: Annotated[Float, Field(gt=0.0)] | None = None
     """Gradient clipping norm."""
     use_sde: StrictBool | None = None
     """Generalised state-dependent exploration (continuous actions)."""
     sde_sample_freq: Int | None = None
     """gSDE noise resampling period."""
-    target_kl: Float | None = None
+    target_kl: Annotated[Float, Field(gt=0.0)] | None = None
     """Stop an update early past this KL divergence."""
-    stats_window_size: Int | None = None
+    stats_window_size: PosInt | None = None
     """Episodes averaged in ``rollout/ep_*`` logs."""
-    sequence_length: Int | None = None
+    sequence_length: PosInt | None = None
     """RecurrentPPO: truncated-BPTT sequence length."""
     sequence_mode: StrictStr | None = None
     """RecurrentPPO: how rollouts are cut into sequences (see ``RecurrentPPO``'s docstring)."""
@@ -121,14 +128,6 @@ class AlgoSettings(_Settings):
     """RecurrentPPO: mixed precision in ``train()``."""
     compile_policy: StrictBool | None = None
     """RecurrentPPO: ``torch.compile`` the feed-forward parts."""
-
-    @model_validator(mode="after")
-    def _check(self) -> AlgoSettings:
-        for name in ("n_steps", "batch_size", "n_epochs", "sequence_length"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        return self
 
     def kwargs(self) -> dict[str, Any]:
         """The algorithm's keyword arguments (schedules built; fields left at None omitted)."""
@@ -144,25 +143,25 @@ RECURRENT_ONLY = ("sequence_length", "sequence_mode", "truncate_bptt", "store_fu
 class SelfPlaySettings(_Settings):
     """The ``selfplay:`` section: opponent pool, sampling, snapshots and the evaluation set."""
 
-    save_steps: Int = 20000
+    save_steps: NonNegInt = 20000
     """Learner steps between snapshots (ML-Agents' ``save_steps``)."""
-    window: Int = 10
+    window: PosInt = 10
     """Most recent snapshots that opponents are drawn from (ML-Agents' ``window``)."""
     strategy: StrictStr = "uniform"
     """Opponent sampling: ``uniform``, ``latest``, ``elo`` or ``pfsp``."""
     strategy_params: dict[str, Any] = {}
     """Parameters of the strategy (``temperature``; ``weighting``, ``k``)."""
-    latest_ratio: Float = 0.5
+    latest_ratio: Ratio = 0.5
     """Share of games against the current weights (ML-Agents' ``play_against_latest_model_ratio``)."""
     bots: tuple[StrictStr, ...] | None = None
     """Scripted bots among the opponents (null: every bot the game declares)."""
-    bot_ratio: Float = 0.0
+    bot_ratio: Ratio = 0.0
     """Least share of games against the bots (picked by ``strategy`` among them), so PFSP/Elo never starve them."""
     opponents: tuple[StrictStr, ...] | None = None
     """A fixed opponent list instead of bots + snapshots (e.g. bots only; a curriculum may change it)."""
     learner_seat: Int | StrictStr = "random"
     """The learner's seat: 0, 1 or ``random`` (drawn per episode)."""
-    elo_k: Float = 16.0
+    elo_k: Annotated[Float, Field(gt=0.0)] = 16.0
     """K-factor of the online Elo."""
     initial_rating: Float = 1200.0
     """Rating of the learner and bots at start."""
@@ -170,7 +169,7 @@ class SelfPlaySettings(_Settings):
     """Snapshot the initial policy, so the pool is never empty."""
     eval_opponents: tuple[StrictStr, ...] | None = None
     """The fixed evaluation set: bot names and frozen reference models (``.zip``); null: the game's bots."""
-    eval_games: Int = 20
+    eval_games: PosInt = 20
     """Games against each evaluation opponent per evaluation."""
     eval_deterministic: StrictBool = False
     """The learner plays its most likely action in evaluations."""
@@ -182,14 +181,10 @@ class SelfPlaySettings(_Settings):
         self.sampling()  # strategy, ratios, opponents: validated where the env validates them
         if self.learner_seat not in (0, 1, "random"):
             raise ValueError(f"learner_seat must be 0, 1 or random, got {self.learner_seat!r}")
-        if self.window < 1 or self.save_steps < 0 or self.eval_games < 1:
-            raise ValueError("window and eval_games must be >= 1, save_steps >= 0")
         if self.objective not in ("elo", "win_rate"):
             raise ValueError(f"objective must be elo or win_rate, got {self.objective!r}")
         if self.eval_opponents is not None and not self.eval_opponents:
             raise ValueError("eval_opponents must be null or a non-empty list")
-        if not math.isfinite(self.elo_k) or self.elo_k <= 0:
-            raise ValueError(f"elo_k must be a positive number, got {self.elo_k}")
         return self
 
     def sampling(self) -> OpponentSampling:
@@ -201,13 +196,13 @@ class SelfPlaySettings(_Settings):
 class ReplaySettings(_Settings):
     """The ``replays:`` section (see :class:`sb3_selfplay.callbacks.ReplayCallback`)."""
 
-    top_k: Int = 5
+    top_k: PosInt = 5
     """Replays kept per collection (best return; wins against the highest-rated opponents)."""
-    record_every: Int = 1
+    record_every: PosInt = 1
     """Keep every n-th frame."""
-    record_slots: Int | None = 4
+    record_slots: PosInt | None = 4
     """Env slots recorded (the first ones); null: all."""
-    float_digits: Int | None = 5
+    float_digits: NonNegInt | None = 5
     """Decimals kept in the files."""
 
 
@@ -233,9 +228,9 @@ class ExperimentSettings(_Settings):
     """The file the entry came from (for messages)."""
     policy: StrictStr = "MlpLstmPolicy"
     """Policy alias of the algorithm or a dotted path."""
-    n_timesteps: Int = 1_000_000
+    n_timesteps: NonNegInt = 1_000_000
     """Training budget in env steps."""
-    n_envs: Int = 8
+    n_envs: PosInt = 8
     """Parallel envs (for a self-play game: batched games)."""
     normalize: StrictBool | dict[str, Any] = False
     """``VecNormalize`` (true, or its keyword arguments)."""
@@ -258,8 +253,6 @@ class ExperimentSettings(_Settings):
     def _check(self) -> ExperimentSettings:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
-        if self.n_envs < 1 or self.n_timesteps < 0:
-            raise ValueError("n_envs must be >= 1 and n_timesteps >= 0")
         if self.algo != "rppo":
             used = [k for k in RECURRENT_ONLY if getattr(self.algo_kwargs, k) is not None]
             if used:
