@@ -50,8 +50,12 @@ def test_policies_snapshots_and_model_files(tmp_path):
     rppo.save(tmp_path / "rppo.zip")
     ppo = PPO(HybridMlpPolicy, DuelEnv(), n_steps=8, batch_size=8, policy_kwargs=dict(net_arch=[8]))
     ppo.save(tmp_path / "ppo.zip")
-    assert isinstance(load_model_policy(tmp_path / "rppo.zip"), RecurrentPolicy)
-    assert isinstance(load_model_policy(tmp_path / "ppo.zip"), HybridMlpPolicy)
+    spaces = (game.observation_space, game.action_space)
+    assert isinstance(load_model_policy(tmp_path / "rppo.zip", *spaces), RecurrentPolicy)
+    assert isinstance(load_model_policy(tmp_path / "ppo.zip", *spaces), HybridMlpPolicy)
+    loaded = load_model_policy(tmp_path / "rppo.zip", *spaces)  # read without unpickling, same weights
+    for name, value in rppo.policy.state_dict().items():
+        assert th.equal(loaded.state_dict()[name], value), name
 
     players = {
         "random": "random",

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_selfplay.games.bots import game_bots
-from sb3_selfplay.selfplay.pool import OpponentPool
+from sb3_selfplay.games.bots import game_bots, game_name
+from sb3_selfplay.selfplay.pool import OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.ratings import expected_score, fit_bradley_terry
 from sb3_selfplay.selfplay.tournament import load_model_policy, run_tournament
 from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
@@ -30,13 +30,29 @@ __all__ = ["ObsTransform", "performance_rating", "play_games", "rate_opponents"]
 ObsTransform = Callable[[np.ndarray], np.ndarray]
 
 
-def _opponent_player(opponent: Any, device: str) -> tuple[str, Any]:
-    """``(bank id, policy or None)`` of an opponent: bot and snapshot ids as they are, model files loaded."""
+def _opponent_player(
+    opponent: Any, game: Any, pool: OpponentPool | None, device: str, trust_pickle: bool
+) -> tuple[str, Any]:
+    """
+    ``(bank id, policy or None)`` of an opponent: a bot as it is; a model file or a snapshot
+    loaded now, so that an unusable one is an error here and never replaced by another opponent.
+    """
     if not isinstance(opponent, str):
         return "eval_opponent", opponent
     if opponent.endswith(".zip") or os.path.isfile(opponent):
-        return "ref_" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(opponent).stem)[:100], load_model_policy(opponent, device)
-    return opponent, None
+        policy = load_model_policy(opponent, game.observation_space, game.action_space, device=device,
+                                   env_id=game_name(game), trust_pickle=trust_pickle)
+        return "ref_" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(opponent).stem)[:100], policy
+    bots = game_bots(game)
+    if opponent in bots:
+        return opponent, None
+    if pool is None or opponent not in pool.snapshot_ids():
+        raise ValueError(f"unknown opponent {opponent!r}: not a bot of the game ({', '.join(bots)}), a model file "
+                         "or a snapshot of the pool")
+    try:
+        return opponent, pool.load_policy(opponent, device=device)
+    except SnapshotError as exc:
+        raise ValueError(f"opponent {opponent!r} cannot be played: {' '.join(str(exc).split())}") from None
 
 
 def play_games(
@@ -49,6 +65,7 @@ def play_games(
     obs_transform: ObsTransform | None = None,
     recorder: Any = None,
     max_steps: int = 1_000_000,
+    trust_pickle: bool = False,
 ) -> list[dict[str, Any]]:
     """
     One game per env of ``game`` between the model and ``opponent``, seats drawn at random.
@@ -62,16 +79,16 @@ def play_games(
     :param obs_transform: Applied to observations before both policies (``VecNormalize.normalize_obs``).
     :param recorder: An :class:`~sb3_selfplay.replays.EpisodeRecorder` over ``game`` (optional).
     :param max_steps: Safety cap on steps.
+    :param trust_pickle: Load a model-file opponent with SB3's loader, which unpickles it (only for
+        files you trust); by default it is read without unpickling.
+    :raises ValueError: an unknown or unusable opponent (a model file that does not fit the game, a
+        corrupt snapshot): never replaced by another opponent.
     :return: Per game: ``opponent``, ``seat``, ``outcome``, ``score``, ``return``, ``length`` and,
         with a recorder, ``episode`` (the :class:`~sb3_selfplay.replays.RecordedEpisode`).
     """
-    player_id, policy = _opponent_player(opponent, str(getattr(model, "device", "cpu")))
-    bots = game_bots(game)
-    if policy is None and player_id not in bots and (pool is None or player_id not in pool.snapshot_ids()):
-        raise ValueError(f"unknown opponent {player_id!r}: not a bot of the game ({', '.join(bots)}), a model file "
-                         "or a snapshot of the pool")
-    env = SelfPlayVecEnv(game, pool=pool if policy is None else None, learner_seat="random", latest_ratio=0.0,
-                         bots=(), opponents=[player_id], seed=seed, record=False)
+    player_id, policy = _opponent_player(opponent, game, pool, str(getattr(model, "device", "cpu")), trust_pickle)
+    env = SelfPlayVecEnv(game, pool=None, learner_seat="random", latest_ratio=0.0, bots=(), opponents=[player_id],
+                         seed=seed, record=False)
     if policy is not None:
         env.add_player(player_id, policy)
     env.set_learner(model.policy)

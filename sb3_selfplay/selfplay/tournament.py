@@ -12,19 +12,20 @@ import itertools
 import os
 import sys
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
 from sb3_selfplay.games.base import TwoPlayerGame, make_game, outcome_winner
 from sb3_selfplay.games.bots import BotFactory, game_bots, game_name
+from sb3_selfplay.selfplay.model_files import load_play_policy
 from sb3_selfplay.selfplay.players import PlayerBank
-from sb3_selfplay.selfplay.pool import OpponentPool
+from sb3_selfplay.selfplay.pool import OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.ratings import BTResult, fit_bradley_terry
 from sb3_selfplay.selfplay.report import plot_ratings, ratings_table
 
@@ -33,25 +34,29 @@ __all__ = ["load_model_policy", "run_tournament", "tournament_report", "tourname
 Result = tuple[str, str, float]
 
 
-def load_model_policy(path: str | os.PathLike[str], device: th.device | str = "cpu") -> BasePolicy:
+def load_model_policy(
+    path: str | os.PathLike[str],
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    device: th.device | str = "cpu",
+    *,
+    env_id: str | None = None,
+    trust_pickle: bool = False,
+) -> BasePolicy:
     """
-    The policy of a saved ``RecurrentPPO`` or ``PPO`` model (``.zip``), loaded with the right class.
+    The policy of a saved ``RecurrentPPO`` or ``PPO`` model (``.zip``), for a game with these spaces.
 
-    The class is picked from the saved weights: a recurrent actor core (``lstm_actor.*``) means
-    :class:`sb3_selfplay.RecurrentPPO`, otherwise :class:`sb3_selfplay.PPO`.
+    Nothing in the file is unpickled: the policy class comes from the algorithm the weights are
+    from (an LSTM/GRU core: :class:`~sb3_selfplay.RecurrentPolicy`, else
+    :class:`~sb3_selfplay.HybridMlpPolicy`), the spaces from the game, the constructor arguments
+    from the file's plain JSON and the weights from ``policy.pth`` with ``weights_only=True``
+    (see :mod:`sb3_selfplay.selfplay.model_files`).
+
+    :param trust_pickle: Use SB3's loader instead (it unpickles the file: only for files you trust).
+    :raises ModelFileError: (a ``ValueError``) one line naming the file and what is wrong or does not match.
     """
-    from sb3_selfplay import PPO, RecurrentPPO
-
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open("policy.pth") as f:
-            state = th.load(f, map_location="cpu", weights_only=True)
-    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError) as exc:
-        raise ValueError(f"{path} is not a saved SB3 model (no readable policy.pth): {exc}") from exc
-    cls = RecurrentPPO if any(k.startswith("lstm_actor.") for k in state) else PPO
-    policy = cls.load(path, device=device).policy
-    policy.set_training_mode(False)
-    return policy
+    return load_play_policy(path, observation_space, action_space, env_id=env_id, device=device,
+                            trust_pickle=trust_pickle)
 
 
 def _resolve(
@@ -60,16 +65,23 @@ def _resolve(
     pool: OpponentPool | None,
     device: th.device | str,
     bots: Mapping[str, BotFactory],
-    game: str,
+    probe: TwoPlayerGame,
+    trust_pickle: bool,
 ) -> str | BasePolicy:
     """One of the game's bot names, or the policy behind a snapshot id, model file, algorithm or policy."""
+    game = game_name(probe)
     if isinstance(spec, str):
         if spec in bots:
             return spec
         if spec.endswith(".zip") or os.path.isfile(spec):
-            return load_model_policy(spec, device=device)
+            return load_model_policy(spec, probe.observation_space, probe.action_space, device=device, env_id=game,
+                                     trust_pickle=trust_pickle)
         if pool is not None:
-            return pool.load_policy(spec, device=device)
+            try:
+                return pool.load_policy(spec, device=device)
+            except (SnapshotError, KeyError) as exc:
+                text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+                raise ValueError(f"player {name!r}: {' '.join(text.split())}") from None
         raise ValueError(
             f"player {name!r}: {spec!r} is not a bot of game {game!r} ({', '.join(bots)}), a model file, "
             "or (no pool given) a snapshot"
@@ -117,6 +129,7 @@ def run_tournament(
     device: th.device | str = "cpu",
     max_steps: int = 1_000_000,
     bots: Sequence[str] | None = (),
+    trust_pickle: bool = False,
 ) -> list[Result]:
     """
     Play a round robin: every pair of players meets ``games_per_pair`` times, seats alternating
@@ -138,6 +151,8 @@ def run_tournament(
     :param max_steps: Safety cap on batched steps per chunk.
     :param bots: Bots of the game that also play, under their own names (after ``players``);
         None: all of the game's bots.
+    :param trust_pickle: Load model files with SB3's loader, which unpickles them (only for files
+        you trust); by default they are read without unpickling (:func:`load_model_policy`).
     :return: ``(player_a, player_b, score_a)`` per game (1 win, 0.5 draw, 0 loss), ``player_a``
         being the pair's first name in ``players`` order.
     """
@@ -146,7 +161,6 @@ def run_tournament(
     params = dict(game_params or {})
     probe = _make_game(game_id_or_factory, 1, params)
     known_bots, label = game_bots(probe), game_name(probe)
-    probe.close()
     players = dict(players)
     for bot in known_bots if bots is None else bots:
         if bot not in known_bots:
@@ -155,7 +169,11 @@ def run_tournament(
     names = list(players)
     if len(names) < 2:
         raise ValueError(f"a tournament needs at least two players, got {names}")
-    resolved = {name: _resolve(name, spec, pool, device, known_bots, label) for name, spec in players.items()}
+    try:
+        resolved = {name: _resolve(name, spec, pool, device, known_bots, probe, trust_pickle)
+                    for name, spec in players.items()}
+    finally:
+        probe.close()
     bank_id = {name: (r if isinstance(r, str) else f"player{k}") for k, (name, r) in enumerate(resolved.items())}
 
     pa, pb, a_first = tournament_schedule(len(names), games_per_pair)
