@@ -5,8 +5,13 @@
   ``best_model.zip`` and ``evaluations.npz`` as SB3's ``EvalCallback`` does. It is not an
   ``EvalCallback`` subclass: SB3's evaluates mean return with ``evaluate_policy`` on one env,
   this one plays one batched game per opponent and rates the learner, so it shares no code path.
+- :class:`AtomicEvalCallback`: SB3's ``EvalCallback`` (gymnasium envs) with ``best_model.zip``
+  written atomically.
 - :class:`EvalResultCallback`: for SB3's own ``EvalCallback(callback_after_eval=...)``: passes each
   evaluation's mean return to a hook (Optuna pruning) that may stop training.
+
+Both evaluation callbacks write ``best_model.zip`` atomically (temp file, fsync, rename): a crash
+or a full disk during the save leaves the previous best model intact.
 """
 
 from __future__ import annotations
@@ -20,11 +25,38 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
+from sb3_selfplay.atomic import atomic_write_with
 from sb3_selfplay.callbacks.metrics import opponent_label
 from sb3_selfplay.games.base import make_game
 from sb3_selfplay.selfplay.evaluation import ObsTransform, performance_rating, play_games, rate_opponents
 
-__all__ = ["EvalResultCallback", "SelfPlayEvalCallback"]
+__all__ = ["AtomicEvalCallback", "EvalResultCallback", "SelfPlayEvalCallback"]
+
+
+class AtomicEvalCallback(EvalCallback):
+    """
+    SB3's ``EvalCallback``, except that ``best_model.zip`` is written atomically (SB3 writes it in
+    place, so a crash or a full disk mid-save leaves a truncated file instead of the previous best).
+
+    Takes SB3's arguments; ``best_model_save_path`` is kept as :attr:`best_model_dir` and SB3's own
+    attribute is None, so that SB3 never writes the file itself.
+    """
+
+    def __init__(self, *args: Any, best_model_save_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, best_model_save_path=None, **kwargs)
+        self.best_model_dir = best_model_save_path
+
+    def _init_callback(self) -> None:
+        super()._init_callback()
+        if self.best_model_dir is not None:
+            os.makedirs(self.best_model_dir, exist_ok=True)
+
+    def _on_step(self) -> bool:
+        best = self.best_mean_reward
+        continue_training = super()._on_step()
+        if self.best_mean_reward > best and self.best_model_dir is not None:
+            atomic_write_with(Path(self.best_model_dir) / "best_model.zip", self.model.save)
+        return continue_training
 
 
 class EvalResultCallback(BaseCallback):
@@ -72,6 +104,7 @@ class SelfPlayEvalCallback(BaseCallback):
     :param on_result: ``on_result(n_evaluations, value) -> continue_training`` after each evaluation.
     :param obs_transform: Observation normalisation of the learner and policy opponents.
     :param verbose: 1: print a line per evaluation.
+    :param trust_pickle: Read the set's model files with SB3's loader (unpickling) instead of without.
     """
 
     def __init__(
@@ -90,6 +123,7 @@ class SelfPlayEvalCallback(BaseCallback):
         on_result: Callable[[int, float], bool] | None = None,
         obs_transform: ObsTransform | None = None,
         verbose: int = 0,
+        trust_pickle: bool = False,
     ) -> None:
         super().__init__(verbose)
         if objective not in ("elo", "win_rate"):
@@ -109,13 +143,15 @@ class SelfPlayEvalCallback(BaseCallback):
         self.log_path = None if log_path is None else Path(log_path) / "evaluations.npz"
         self.on_result = on_result
         self.obs_transform = obs_transform
+        self.trust_pickle = bool(trust_pickle)
         self.best_value = -math.inf
         self.last_value = float("nan")
         self.history: dict[str, list] = {"timesteps": [], "results": [], "elo": [], "win_rate": []}
 
     def _on_training_start(self) -> None:
         if self.ratings is None:
-            self.ratings = rate_opponents(self.opponents, self.env_id, self.game_kwargs, self.n_games, self.seed)
+            self.ratings = rate_opponents(self.opponents, self.env_id, self.game_kwargs, self.n_games, self.seed,
+                                          trust_pickle=self.trust_pickle)
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
@@ -131,7 +167,7 @@ class SelfPlayEvalCallback(BaseCallback):
         for k, opponent in enumerate(self.opponents):
             game = make_game(self.env_id, num_envs=self.n_games, seed=self.seed + k, **self.game_kwargs)
             games += play_games(self.model, game, opponent, seed=self.seed + k, deterministic=self.deterministic,
-                                obs_transform=self.obs_transform)
+                                obs_transform=self.obs_transform, trust_pickle=self.trust_pickle)
             game.close()
         scores = {o: [g["score"] for g in games if g["opponent"] == o] for o in self.opponents}
         elo = performance_rating([(g["opponent"], g["score"]) for g in games], self.ratings)
@@ -164,4 +200,4 @@ class SelfPlayEvalCallback(BaseCallback):
         if self.last_value > self.best_value:
             self.best_value = self.last_value
             if self.best_model_save_path is not None:
-                self.model.save(os.path.join(self.best_model_save_path, "best_model"))
+                atomic_write_with(Path(self.best_model_save_path) / "best_model.zip", self.model.save)

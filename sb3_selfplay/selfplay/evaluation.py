@@ -124,16 +124,18 @@ def rate_opponents(
     game_kwargs: Mapping[str, Any] | None = None,
     games_per_pair: int = 20,
     seed: int = 0,
+    trust_pickle: bool = False,
 ) -> dict[str, float]:
     """
     Fixed Bradley-Terry ratings of an evaluation set (bots and model files) from a round robin,
     anchored at 1200 on ``random`` when it is in the set (else mean 1200). Deterministic for a seed.
+    Model files are read without unpickling unless ``trust_pickle`` (see :func:`run_tournament`).
     """
     names = list(dict.fromkeys(opponents))
     if len(names) == 1:
         return {names[0]: 1200.0}
     results = run_tournament({n: n for n in names}, env_id, games_per_pair=games_per_pair, seed=seed,
-                             game_params=dict(game_kwargs or {}))
+                             game_params=dict(game_kwargs or {}), trust_pickle=trust_pickle)
     fit = fit_bradley_terry(results, n_bootstrap=0, anchor="random" if "random" in names else None)
     return {n: float(fit.ratings.get(n, 1200.0)) for n in names}
 

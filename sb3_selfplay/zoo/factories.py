@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback, ProgressBarCallback
+from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
@@ -29,6 +30,7 @@ from sb3_selfplay.callbacks import (
     SelfPlayCallback,
     SelfPlayEvalCallback,
 )
+from sb3_selfplay.callbacks.evaluation import AtomicEvalCallback
 from sb3_selfplay.games.base import TwoPlayerGame
 from sb3_selfplay.games.base import make_game as build_game
 from sb3_selfplay.games.bots import game_bots
@@ -36,12 +38,30 @@ from sb3_selfplay.selfplay import OpponentPool, SelfPlayVecEnv
 from sb3_selfplay.zoo.resolve import ALGOS, policy_class, resolve_policy_kwargs
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOptions
 
-__all__ = ["evaluation_set", "make_callbacks", "make_env", "make_game", "make_logger", "make_model", "make_pool"]
+__all__ = [
+    "env_spaces",
+    "evaluation_set",
+    "make_callbacks",
+    "make_env",
+    "make_game",
+    "make_logger",
+    "make_model",
+    "make_pool",
+]
 
 
 def make_game(settings: ExperimentSettings, n_envs: int | None = None) -> TwoPlayerGame:
     """The batched two-player game of a self-play entry (``env_kwargs`` as game arguments)."""
     return build_game(settings.env_id, num_envs=n_envs or settings.n_envs, **settings.env_kwargs)
+
+
+def env_spaces(settings: ExperimentSettings) -> tuple[gym.Space, gym.Space]:
+    """The observation and action spaces a model of these settings sees (one seat of a game, or the gym env)."""
+    env: Any = make_game(settings, 1) if settings.selfplay is not None else make_env(settings, n_envs=1, training=False)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
 
 
 def evaluation_set(settings: ExperimentSettings) -> tuple[str, ...]:
@@ -166,6 +186,7 @@ def _selfplay_eval(
     calls: int,
     on_eval: Callable[[int, float], bool] | None,
     ratings: Mapping[str, float] | None,
+    trust_pickle: bool = False,
 ) -> SelfPlayEvalCallback:
     sp = settings.selfplay
     assert sp is not None
@@ -175,6 +196,7 @@ def _selfplay_eval(
         eval_freq=calls, objective=sp.objective, ratings=ratings, deterministic=sp.eval_deterministic,
         best_model_save_path=str(run_dir), log_path=str(run_dir), on_result=on_eval,
         obs_transform=norm.normalize_obs if norm is not None else None, verbose=options.verbose,
+        trust_pickle=trust_pickle,
     )
 
 
@@ -188,10 +210,13 @@ def make_callbacks(
     curriculum_state: Path | None = None,
     on_eval: Callable[[int, float], bool] | None = None,
     eval_ratings: Mapping[str, float] | None = None,
+    trust_pickle: bool = False,
 ) -> dict[str, BaseCallback]:
     """
     The run's callbacks by name, in the order they must run: NaN guard, self-play, curriculum,
     metrics, replays, evaluation, checkpoints, progress bar. A feature is on when its section is.
+    Evaluation keeps ``best_model.zip`` atomically (``trust_pickle``: evaluation-set model files
+    are read with SB3's loader).
     """
     out: dict[str, BaseCallback] = {"nan_guard": NaNGuardCallback()}
     verbose = options.verbose
@@ -217,10 +242,10 @@ def make_callbacks(
                                         float_digits=r.float_digits)
     calls = max(options.eval_freq // env.num_envs, 1)
     if options.eval_freq > 0 and sp is not None:
-        out["eval"] = _selfplay_eval(settings, options, env, run_dir, calls, on_eval, eval_ratings)
+        out["eval"] = _selfplay_eval(settings, options, env, run_dir, calls, on_eval, eval_ratings, trust_pickle)
     elif options.eval_freq > 0 and eval_env is not None:
         after = EvalResultCallback(on_eval) if on_eval is not None else None
-        out["eval"] = EvalCallback(eval_env, n_eval_episodes=options.eval_episodes or 5, eval_freq=calls,
+        out["eval"] = AtomicEvalCallback(eval_env, n_eval_episodes=options.eval_episodes or 5, eval_freq=calls,
                                    best_model_save_path=str(run_dir), log_path=str(run_dir), deterministic=True,
                                    callback_after_eval=after, verbose=verbose)
     if options.save_freq > 0:

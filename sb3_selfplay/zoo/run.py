@@ -4,6 +4,7 @@ without its argument parsing."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,21 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from sb3_selfplay.atomic import atomic_write_with
 from sb3_selfplay.callbacks import CurriculumCallback, NaNLossError
 from sb3_selfplay.callbacks.safety import nan_stop_reason
-from sb3_selfplay.zoo.factories import make_callbacks, make_env, make_logger, make_model, make_pool
+from sb3_selfplay.selfplay.model_files import ModelFileError, check_model_file, load_play_policy, read_model_file
+from sb3_selfplay.zoo.factories import (
+    env_spaces,
+    evaluation_set,
+    make_callbacks,
+    make_env,
+    make_logger,
+    make_model,
+    make_pool,
+)
+from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import TrainedAgent, copy_run_state, find_trained_agent, make_run_dir, save_run_config
-from sb3_selfplay.zoo.settings import ExperimentSettings, RunOptions
+from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOptions
 
-__all__ = ["RunResult", "run_experiment", "train"]
+__all__ = ["RunResult", "check_eval_opponents", "check_trained_agent", "run_experiment", "train"]
 
 
 @dataclass
@@ -42,24 +53,36 @@ def run_experiment(
     on_eval: Callable[[int, float], bool] | None = None,
     eval_ratings: Mapping[str, float] | None = None,
     save: bool = True,
+    trust_pickle: bool = False,
+    on_built: Callable[[], None] | None = None,
 ) -> RunResult:
     """
     Build env, pool, model and callbacks in ``run_dir``, train for ``settings.n_timesteps``
     (continuing ``agent`` if given), and save ``<env>.zip`` and its companions. A NaN loss stops
     training, keeps the last good checkpoint and does not overwrite it with broken weights.
+
+    :param trust_pickle: Evaluation opponents given as model files are read with SB3's loader
+        (unpickling) instead of without unpickling.
+    :param on_built: Called once everything is built, just before training starts.
     """
-    pool = make_pool(settings, run_dir)
-    env = make_env(settings, pool, options.seed, run_dir, vec_env=options.vec_env,
-                   vecnormalize_path=agent.vecnormalize if agent else None)
-    eval_env = None
-    if settings.selfplay is None and options.eval_freq > 0:
-        eval_env = make_env(settings, seed=None if options.seed is None else options.seed + 1000,
-                            n_envs=options.n_eval_envs, training=False, vec_env=options.vec_env)
-    model = make_model(settings, env, options, agent.model if agent else None)
-    tb_name = f"{settings.env_id}/{settings.algo}_{run_dir.name.rsplit('_', 1)[-1]}"
-    model.set_logger(make_logger(run_dir, options, tb_name))
-    callbacks = make_callbacks(settings, options, env, pool, run_dir, eval_env,
-                               agent.curriculum if agent else None, on_eval, eval_ratings)
+    pool = env = eval_env = None
+    try:
+        pool = make_pool(settings, run_dir)
+        env = make_env(settings, pool, options.seed, run_dir, vec_env=options.vec_env,
+                       vecnormalize_path=agent.vecnormalize if agent else None)
+        if settings.selfplay is None and options.eval_freq > 0:
+            eval_env = make_env(settings, seed=None if options.seed is None else options.seed + 1000,
+                                n_envs=options.n_eval_envs, training=False, vec_env=options.vec_env)
+        model = make_model(settings, env, options, agent.model if agent else None)
+        tb_name = f"{settings.env_id}/{settings.algo}_{run_dir.name.rsplit('_', 1)[-1]}"
+        model.set_logger(make_logger(run_dir, options, tb_name))
+        callbacks = make_callbacks(settings, options, env, pool, run_dir, eval_env,
+                                   agent.curriculum if agent else None, on_eval, eval_ratings, trust_pickle)
+    except BaseException:
+        _close(env, eval_env, pool)
+        raise
+    if on_built is not None:
+        on_built()
     stopped = None
     try:
         model.learn(settings.n_timesteps, callback=CallbackList(list(callbacks.values())),
@@ -78,12 +101,14 @@ def run_experiment(
         if save and stopped in (None, "interrupted"):
             model_path = _save_final(model, settings, run_dir, callbacks.get("curriculum"))
     finally:
-        env.close()
-        if eval_env is not None:
-            eval_env.close()
-        if pool is not None:
-            pool.close()
+        _close(env, eval_env, pool)
     return RunResult(run_dir, model, callbacks, model_path, stopped)
+
+
+def _close(*things: Any) -> None:
+    for thing in things:
+        if thing is not None:
+            thing.close()
 
 
 def _save_final(model: BaseAlgorithm, settings: ExperimentSettings, run_dir: Path,
@@ -101,16 +126,89 @@ def _save_final(model: BaseAlgorithm, settings: ExperimentSettings, run_dir: Pat
     return path
 
 
-def train(settings: ExperimentSettings, options: RunOptions, args: Mapping[str, Any] | None = None) -> RunResult:
+def check_trained_agent(agent: TrainedAgent, settings: ExperimentSettings, trust_pickle: bool = False) -> None:
+    """
+    Check the ``-i`` model without unpickling it: a readable model zip of the run's algorithm and
+    spaces; then, since resuming reads it with SB3's loader (which unpickles it), refuse without
+    ``trust_pickle``. One-line :class:`ConfigError` naming the file and what does not match.
+    """
+    observation_space, action_space = env_spaces(settings)
+    try:
+        model = read_model_file(agent.model)
+        check_model_file(model, observation_space, action_space, algorithm=ALGOS[settings.algo].__name__,
+                         env_id=settings.env_id)
+    except ModelFileError as exc:
+        raise ConfigError(f"-i: {exc}") from None
+    if not trust_pickle:
+        raise ConfigError(f"-i: {agent.model}: resuming reads the model with SB3's loader, which unpickles it "
+                          "(unpickling can run code); pass --trust-pickle to resume a run you trust")
+
+
+def check_eval_opponents(settings: ExperimentSettings, options: RunOptions, trust_pickle: bool = False) -> None:
+    """The model files of the self-play evaluation set load and fit the game (one-line :class:`ConfigError`)."""
+    if settings.selfplay is None or options.eval_freq <= 0:
+        return
+    files = [o for o in evaluation_set(settings) if o.endswith(".zip") or Path(o).is_file()]
+    if not files:
+        return
+    observation_space, action_space = env_spaces(settings)
+    for file in files:
+        try:
+            load_play_policy(file, observation_space, action_space, env_id=settings.env_id, trust_pickle=trust_pickle)
+        except ModelFileError as exc:
+            raise ConfigError(f"selfplay.eval_opponents: {exc}") from None
+
+
+def train(
+    settings: ExperimentSettings,
+    options: RunOptions,
+    args: Mapping[str, Any] | None = None,
+    trust_pickle: bool = False,
+) -> RunResult:
     """
     ``zoo_scripts/train.py`` without the argument parsing: a new run folder, its config files,
     the state carried over from ``-i``, then :func:`run_experiment`.
+
+    The ``-i`` model and the evaluation set's model files are checked before the run folder is
+    made; a run folder whose setup fails (a damaged pool, a full disk) is removed again, so a
+    failed start leaves nothing behind.
+
+    :param trust_pickle: Resume ``-i`` with SB3's loader (it unpickles the model and its
+        ``VecNormalize`` file: resuming is a decision to trust them); without it ``-i`` is refused.
+        Also read evaluation-set model files with SB3's loader.
+    :raises ConfigError: one line, before or instead of any half-made run folder.
     """
     agent = find_trained_agent(options.trained_agent, settings.env_id) if options.trained_agent else None
-    run_dir = make_run_dir(options.log_folder, settings.algo, settings.env_id)
     if agent is not None:
-        copy_run_state(agent, run_dir)
-    save_run_config(run_dir, settings, args if args is not None else dataclasses.asdict(options))
-    if options.verbose >= 1:
-        print(f"Run folder: {run_dir}")
-    return run_experiment(settings, options, run_dir, agent)
+        check_trained_agent(agent, settings, trust_pickle)
+    check_eval_opponents(settings, options, trust_pickle)
+    run_dir = make_run_dir(options.log_folder, settings.algo, settings.env_id)
+    started = False
+
+    def mark_started() -> None:
+        nonlocal started
+        started = True
+
+    try:
+        if agent is not None:
+            copy_run_state(agent, run_dir)
+        save_run_config(run_dir, settings, args if args is not None else dataclasses.asdict(options))
+        if options.verbose >= 1:
+            print(f"Run folder: {run_dir}")
+        return run_experiment(settings, options, run_dir, agent, trust_pickle=trust_pickle, on_built=mark_started)
+    except BaseException as exc:
+        if started:
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves no half-made run folder
+        if isinstance(exc, OSError):
+            raise ConfigError(f"{run_dir}: cannot set up the run folder: "
+                              f"{_os_error_text(exc)}; nothing was kept") from None
+        if isinstance(exc, ModelFileError):
+            raise ConfigError(str(exc)) from None
+        raise
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``<file>: <reason>`` of an ``OSError`` (one line)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return where + (exc.strerror or " ".join(str(exc).split()))

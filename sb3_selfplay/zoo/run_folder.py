@@ -52,18 +52,25 @@ class TrainedAgent:
 
 
 def make_run_dir(log_folder: str | os.PathLike[str], algo: str, env_id: str) -> Path:
-    """``<log_folder>/<algo>/<env_id>_<N>`` with N one above the highest existing run (created atomically)."""
+    """
+    ``<log_folder>/<algo>/<env_id>_<N>`` with N one above the highest existing run (created atomically).
+
+    :raises ConfigError: the folder cannot be created (read-only, full disk), naming it.
+    """
     root = Path(log_folder) / algo
-    root.mkdir(parents=True, exist_ok=True)
-    pattern = re.compile(rf"^{re.escape(env_id)}_(\d+)$")
-    n = max((int(m.group(1)) for p in root.iterdir() if (m := pattern.match(p.name))), default=0)
-    while True:
-        n += 1
-        try:
-            (root / f"{env_id}_{n}").mkdir()
-            return root / f"{env_id}_{n}"
-        except FileExistsError:
-            continue
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        pattern = re.compile(rf"^{re.escape(env_id)}_(\d+)$")
+        n = max((int(m.group(1)) for p in root.iterdir() if (m := pattern.match(p.name))), default=0)
+        while True:
+            n += 1
+            try:
+                (root / f"{env_id}_{n}").mkdir()
+                return root / f"{env_id}_{n}"
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise ConfigError(f"-f: cannot create a run folder in {root}: {exc.strerror or exc}") from None
 
 
 def latest_run_dir(log_folder: str | os.PathLike[str], algo: str, env_id: str, exp_id: int = 0) -> Path:

@@ -10,8 +10,14 @@
 For a self-play game it prints wins/draws/losses with 95% confidence intervals; ``--opponent``
 is a bot name, a snapshot id of the run's pool or a model file; without it the agent plays each
 opponent of the run's evaluation set (by default every bot of the game). ``--record DIR`` saves
-each game as a replay (render with ``sb3-selfplay replay``). A bad flag, run folder or opponent
-exits with status 2 and one line naming it.
+each game as a replay (render with ``sb3-selfplay replay``). A bad flag, run folder, model or
+opponent exits with status 2 and one line naming it; an unusable opponent (a corrupt snapshot, a
+model of another game) is such an error, never replaced by another opponent.
+
+Model files (the run's model, ``--opponent FILE``) are read without unpickling: weights with
+``weights_only=True``, the policy rebuilt from the algorithm's policy class and the game's spaces.
+A file that can only be read by unpickling is refused unless ``--trust-pickle`` is given (SB3's
+loader then reads it; unpickling a file can run code in it).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import torch as th
 from sb3_selfplay.replays import EpisodeRecorder, RecordedEpisode, make_replay, save_replay
 from sb3_selfplay.selfplay import OpponentPool
 from sb3_selfplay.selfplay.evaluation import play_games
-from sb3_selfplay.zoo.factories import evaluation_set, make_env, make_game
+from sb3_selfplay.selfplay.model_files import ModelFileError, PlayModel, load_play_model
+from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, make_env, make_game
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import latest_run_dir, load_obs_normalizer, run_model_path, run_settings
@@ -58,6 +65,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--record", metavar="DIR", default=None, help="save every game as a replay file in DIR")
     p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load the model and --opponent files with SB3's loader, which unpickles them and can run "
+                        "code: only for files you trust (default: read without unpickling; files that need it are "
+                        "refused)")
     add_gym_packages(p)
     return p
 
@@ -111,7 +122,7 @@ def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model
         recorder = EpisodeRecorder(game) if args.record else None
         try:
             results = play_games(model, game, opponent, seed=args.seed, deterministic=args.deterministic, pool=pool,
-                                 obs_transform=normalizer, recorder=recorder)
+                                 obs_transform=normalizer, recorder=recorder, trust_pickle=args.trust_pickle)
         except ValueError as exc:
             raise ConfigError(f"--opponent: {' '.join(str(exc).split())}") from None
         finally:
@@ -150,6 +161,17 @@ def enjoy_gym(args: argparse.Namespace, settings: ExperimentSettings, model: Any
         print(f"Saved {n} replays to {args.record}")
 
 
+def load_run_model(path: Path, settings: ExperimentSettings, args: argparse.Namespace) -> PlayModel:
+    """The run's model for play, checked against ``--algo`` and the env's spaces (no unpickling without
+    ``--trust-pickle``); a model that does not fit is a one-line error naming the file."""
+    observation_space, action_space = env_spaces(settings)
+    try:
+        return load_play_model(path, observation_space, action_space, algorithm=ALGOS[args.algo].__name__,
+                               env_id=settings.env_id, device=args.device, trust_pickle=args.trust_pickle)
+    except ModelFileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
@@ -167,7 +189,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         run_dir = latest_run_dir(args.folder, args.algo, args.env, args.exp_id)
         settings = run_settings(run_dir, args.env, args.algo)
         path = run_model_path(run_dir, args.env, args.load_best, args.load_checkpoint, args.load_last_checkpoint)
-        model = ALGOS[args.algo].load(str(path), device=args.device)
+        model = load_run_model(path, settings, args)
         print(f"Loaded {path}")
         if settings.is_selfplay:
             enjoy_selfplay(args, settings, model, run_dir)

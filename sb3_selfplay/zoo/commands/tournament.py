@@ -25,7 +25,7 @@ import torch as th
 
 from sb3_selfplay.games import make_game
 from sb3_selfplay.games.bots import game_bots
-from sb3_selfplay.selfplay import OpponentPool, ratings_table, run_tournament, tournament_report
+from sb3_selfplay.selfplay import OpponentPool, SnapshotError, ratings_table, run_tournament, tournament_report
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import run_settings
@@ -50,6 +50,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-P", "--progress", action="store_true", help="print progress")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-threads", type=int, default=-1, help="torch threads (-1: torch's default)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load model files with SB3's loader, which unpickles them and can run code: only for "
+                        "files you trust (default: read without unpickling; files that need it are refused)")
     add_gym_packages(p)
     return p
 
@@ -63,8 +66,10 @@ def _name(path: Path, taken: dict[str, Any]) -> str:
     return name
 
 
-def gather_players(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[str, Any], OpponentPool | None]:
-    """Players by name, the game id, game parameters and the pool (for snapshot ids)."""
+def gather_players(
+    args: argparse.Namespace, prog: str = "tournament"
+) -> tuple[dict[str, Any], str, dict[str, Any], OpponentPool | None]:
+    """Players by name, the game id, game parameters and the pool; a corrupt snapshot is skipped with a warning."""
     players: dict[str, Any] = {}
     env_id, params, pool = args.env, {}, None
     if args.run:
@@ -81,7 +86,11 @@ def gather_players(args: argparse.Namespace) -> tuple[dict[str, Any], str, dict[
         if (run / "pool").is_dir() and args.snapshots > 0:
             pool = OpponentPool(run / "pool")
             for snap in pool.snapshot_ids()[-args.snapshots:]:
-                players[snap] = snap
+                try:  # loaded now: a corrupt snapshot is skipped, as in training
+                    players[snap] = pool.load_policy(snap, device=args.device)
+                except SnapshotError as exc:
+                    print(f"{prog}: warning: skipping snapshot {snap}: {' '.join(str(exc).split())}",
+                          file=sys.stderr)
     for model in args.models:
         path = Path(model)
         if not path.is_file():
@@ -111,20 +120,29 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.num_threads > 0:
         th.set_num_threads(args.num_threads)
+    pool = None
     try:
         import_gym_packages(args.gym_packages)
-        players, env_id, params, pool = gather_players(args)
+        players, env_id, params, pool = gather_players(args, prog=parser.prog)
         bots = bot_names(args, env_id, params)
         names = [*players, *(b for b in bots if b not in players)]
         print(f"{env_id} tournament: {len(names)} players, {args.games} games per pair: {', '.join(names)}")
         results = run_tournament(players, env_id, games_per_pair=args.games, seed=args.seed,
                                  deterministic=args.deterministic, game_params=params, progress=args.progress,
-                                 pool=pool, max_envs=args.max_envs, device=args.device, bots=bots)
+                                 pool=pool, max_envs=args.max_envs, device=args.device, bots=bots,
+                                 trust_pickle=args.trust_pickle)
+        out = Path(args.out) if args.out else (Path(args.run) / "tournament" if args.run else Path("tournament"))
+        fit = tournament_report(results, out, n_bootstrap=args.bootstrap, seed=args.seed)
     except (ConfigError, ValueError) as exc:
         print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else (Path(args.run) / "tournament" if args.run else Path("tournament"))
-    fit = tournament_report(results, out, n_bootstrap=args.bootstrap, seed=args.seed)
+    except OSError as exc:  # e.g. an output folder that cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{parser.prog}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        if pool is not None:
+            pool.close()
     print(ratings_table(fit), end="")
     print(f"Wrote {out / 'ratings.md'}, {out / 'ratings.csv'} and {out / 'ratings.png'}")
     return 0

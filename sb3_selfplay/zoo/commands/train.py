@@ -4,14 +4,18 @@
     sb3-selfplay train --algo rppo --env CartPoleNoVel-v1 -n 50000 --seed 0
     sb3-selfplay train --algo rppo --env Duel-v0 --debug --debug-ticks 512
     sb3-selfplay train --algo rppo --env Duel-v0 -n 300000 --report   # + tournament, plots, replays
-    sb3-selfplay train --algo rppo --env Duel-v0 -i logs/rppo/Duel-v0_1/rl_model_100000_steps.zip
+    sb3-selfplay train --algo rppo --env Duel-v0 -i logs/rppo/Duel-v0_1/rl_model_100000_steps.zip --trust-pickle
     sb3-selfplay train --algo rppo --env Duel-v0 -optimize --n-trials 50 --storage study.log
 
 (``python zoo_scripts/train.py ...`` and ``python -m sb3_selfplay train ...`` are the same.)
 Runs go to ``<log-folder>/<algo>/<env>_<N>/``. Without ``-conf`` the hyperparameters come from the
-installed ``hyperparams/<algo>.yml``. A bad hyperparameter file, key, type or env id exits with
-status 2 and one line naming it; a NaN loss stops training with status 1 and keeps the last good
-checkpoint.
+installed ``hyperparams/<algo>.yml``. A bad hyperparameter file, key, type, env id or ``-i`` model
+(missing, truncated, another algorithm or env) exits with status 2 and one line naming it, before
+any run folder is made; a NaN loss stops training with status 1 and keeps the last good checkpoint.
+
+``-i`` resumes with SB3's loader, which unpickles the model file (unpickling can run code in it):
+resuming is a decision to trust the run, so it needs ``--trust-pickle``. The file is first checked
+without unpickling (a readable zip of this algorithm and env).
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--n-eval-envs", type=int, default=1, help="envs of the evaluation env (gymnasium envs)")
     p.add_argument("--save-freq", type=int, default=-1, help="steps between checkpoints (<= 0: none)")
     p.add_argument("-i", "--trained-agent", default="", help="model .zip or run folder to continue from")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="needed by -i: resuming reads the model (and its vecnormalize.pkl) with SB3's loader, which "
+                        "unpickles it and can run code, so only resume runs you trust; also reads model files of the "
+                        "evaluation set with SB3's loader")
     p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="KEY:VALUE",
                    help="override hyperparameters, e.g. n_steps:64 learning_rate:lin_1e-3 selfplay.save_steps:5000")
     p.add_argument("--env-kwargs", nargs="+", default=None, metavar="KEY:VALUE", help="env/game keyword arguments")
@@ -129,9 +137,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
                 n_timesteps=budget,
             ))
             return 0
-        result = train(settings, options, vars(args))
+        result = train(settings, options, vars(args), trust_pickle=args.trust_pickle)
     except ConfigError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a full disk while training: one line, what was saved stays
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{parser.prog}: error: {where}{exc.strerror or ' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if result.stopped is not None and result.stopped != "interrupted":
         checkpoint = result.callbacks.get("checkpoint")
