@@ -25,6 +25,33 @@ At the end of an episode, ``infos[i]`` holds:
   the components add up to the episode return.
 
 :func:`sb3_selfplay.games.checker.check_game` checks a game against this contract.
+
+Turn-based games and action masks
+---------------------------------
+A game whose seats take turns sets the class attribute ``turn_based = True`` and reports, for
+the state its last returned observations show:
+
+- :meth:`TwoPlayerGame.to_play` ``-> int64[N]``: the seat to move in each env (0 or 1);
+- :meth:`TwoPlayerGame.action_masks` ``-> bool[N, 2, mask_len]``: each seat's legal actions
+  (True = legal). The seat not to move has an all-False row; the seat to move has at least one
+  legal action. ``mask_len`` is :func:`action_mask_size` of the action space: ``n`` for
+  ``Discrete(n)``, ``sum(nvec)`` for ``MultiDiscrete`` (one entry per choice of each dimension,
+  flat: sb3-contrib ``MaskablePPO``'s layout), ``2 * n`` for ``MultiBinary(n)``.
+
+``step(actions[N, 2, ...])`` plays, in each env, the action of the seat to move (the other
+seat's entry is ignored, any value of the space will do), and a turn-based ``step`` also takes
+``active: bool[N] | None`` (keyword): only the envs where it is True advance; the others
+return their observation unchanged, zero rewards, no termination and an empty info. Rewards
+are per seat as for any game (a winning move pays its mover +1 and the other seat -1 in the
+same step), so whoever consumes them may credit a seat with what happens on the other's turns.
+The first observation after an auto-reset may be either seat's turn. Episode lengths count
+moves (plies).
+
+A simultaneous-move game may report masks too (``action_masks()`` with both rows
+meaningful); ``to_play()`` stays ``None`` (the default) and ``turn_based`` False.
+
+What an illegal move does is the game's choice and belongs in its docstring; the built-in
+games end the episode and the mover loses (PettingZoo's classic games: the mover gets -1).
 """
 
 from __future__ import annotations
@@ -41,6 +68,7 @@ from sb3_selfplay.games.drawing import Drawing
 __all__ = [
     "GAME_REGISTRY",
     "TwoPlayerGame",
+    "action_mask_size",
     "game_name",
     "make_game",
     "outcome_winner",
@@ -69,6 +97,9 @@ class TwoPlayerGame(ABC):
     game_id: str | None = None
     #: The game's own scripted bots, name -> factory (see :mod:`sb3_selfplay.games.bots`).
     bots: ClassVar[Mapping[str, Callable[..., Any]]] = {}
+    #: True for a game whose seats take turns: it implements :meth:`to_play`, :meth:`action_masks`
+    #: and ``step(actions, active=...)`` (see the module docstring).
+    turn_based: ClassVar[bool] = False
 
     num_envs: int
     observation_space: spaces.Space
@@ -124,6 +155,25 @@ class TwoPlayerGame(ABC):
         :param env_index: Which env.
         :return: A JSON-serialisable snapshot of that env's state (for replays).
         """
+
+    def to_play(self) -> np.ndarray | None:
+        """
+        Whose turn it is, for the state the last returned observations show.
+
+        :return: ``int64`` array ``(num_envs,)`` of seats (0 or 1) for a turn-based game; None
+            (the default) for a simultaneous-move game, where both seats act every step.
+        """
+        return None
+
+    def action_masks(self) -> np.ndarray | None:
+        """
+        Each seat's legal actions, for the state the last returned observations show.
+
+        :return: ``bool`` array ``(num_envs, 2, action_mask_size(action_space))`` (True = legal;
+            the seat not to move of a turn-based game has an all-False row), or None (the
+            default): every action is always legal.
+        """
+        return None
 
     def draw_state(
         self, state: Mapping[str, Any], params: Mapping[str, Any] | None = None, highlight_seat: int | None = None
@@ -231,3 +281,20 @@ def outcome_winner(info: Mapping[str, Any], game: TwoPlayerGame | str, env_index
     if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
         raise ValueError(f"game {name!r}: outcome winner{where} must be 0, 1 or None, got {winner!r}")
     return None if winner is None else int(winner)
+
+
+def action_mask_size(space: spaces.Space) -> int | None:
+    """
+    Length of a flat action mask of ``space`` (sb3-contrib ``MaskablePPO``'s layout).
+
+    :param space: A per-seat action space.
+    :return: ``n`` for ``Discrete(n)``, ``sum(nvec)`` for ``MultiDiscrete`` (one entry per choice
+        of each dimension), ``2 * n`` for ``MultiBinary(n)``; None for spaces without masks (``Box``).
+    """
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    if isinstance(space, spaces.MultiBinary):
+        return 2 * int(np.prod(space.shape))
+    return None

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sb3_selfplay.games.base import TwoPlayerGame, outcome_winner
+from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size, outcome_winner
+from sb3_selfplay.games.bots import RandomBot
 
 __all__ = ["check_game"]
 
@@ -39,9 +40,17 @@ def check_game(
 
     Checked: spaces and shapes; dtypes (``float32`` rewards, ``bool`` flags); observations in
     the observation space; ``reset(seed)`` determinism; one info dict per env; at every episode
-    end of every env an explicit, valid outcome (``{"winner": 0 | 1 | None}``), a terminal observation, the episode return (equal to the summed
-    rewards) and length, per-seat metrics and reward components (summing to the return); the
-    automatic reset; JSON-serialisable ``get_state``; ``get_params``/``set_params``; ``render``.
+    end of every env an explicit, valid outcome (``{"winner": 0 | 1 | None}``), a terminal
+    observation, the episode return (equal to the summed rewards) and length, per-seat metrics
+    and reward components (summing to the return); the automatic reset; JSON-serialisable
+    ``get_state``; ``get_params``/``set_params``; ``render``.
+
+    Games with action masks are played with random legal actions, and their masks are checked
+    (shape, dtype, a legal action for every seat that acts). Turn-based games (``turn_based``)
+    are also checked for ``to_play()`` (shape, values; the seat to move alone has legal actions)
+    and for ``step(actions, active=...)``: every third step only a random half of the envs is
+    active, and the others must not change (same observation, whose turn, zero rewards, no
+    episode end, an empty info).
 
     :param game: The game (it is reset and stepped).
     :param n_steps: Number of batched steps to play.
@@ -63,12 +72,33 @@ def check_game(
     assert all(o in obs_space for o in obs.reshape(-1, *obs_space.shape)), "reset() observation outside the space"
 
     act_space.seed(seed)
+    turn_based = bool(getattr(game, "turn_based", False))
+    mask_len = action_mask_size(act_space)
+    bots = [RandomBot(n, act_space, seed=seed + k) for k in range(2)]
+    rng = np.random.default_rng(seed)
     returns = np.zeros((n, 2), np.float64)
     lengths = np.zeros(n, np.int64)
     counts = {"episodes": 0, "wins_0": 0, "wins_1": 0, "draws": 0}
-    for _ in range(n_steps):
-        actions = np.array([[act_space.sample(), act_space.sample()] for _ in range(n)])
-        obs, rewards, terminated, truncated, infos = game.step(actions)
+    for t in range(n_steps):
+        masks = _checked_masks(game, n, mask_len, turn_based)
+        to_play = game.to_play() if turn_based else None
+        if masks is None:
+            actions = np.array([[act_space.sample(), act_space.sample()] for _ in range(n)])
+        else:
+            actions = np.stack([bots[k].act(obs[:, k], None, masks[:, k]) for k in range(2)], axis=1)
+        active = None
+        if turn_based and t % 3 == 2:
+            active = rng.random(n) < 0.5
+            before = obs.copy()
+            obs, rewards, terminated, truncated, infos = game.step(actions, active=active)
+            idle = ~active
+            assert np.array_equal(obs[idle], before[idle]), "step(active=...) changed the observation of an inactive env"
+            assert not rewards[idle].any(), "step(active=...) rewarded an inactive env"
+            assert not (terminated | truncated)[idle].any(), "step(active=...) ended an inactive env's episode"
+            assert all(not infos[i] for i in np.flatnonzero(idle)), "an inactive env's info must be empty"
+            assert np.array_equal(game.to_play()[idle], to_play[idle]), "step(active=...) changed an inactive env's turn"
+        else:
+            obs, rewards, terminated, truncated, infos = game.step(actions)
         assert isinstance(obs, np.ndarray) and obs.shape == obs_shape, f"step() obs must have shape {obs_shape}"
         assert rewards.shape == (n, 2) and rewards.dtype == np.float32, "rewards must be float32 of shape (n, 2)"
         for flag, name in ((terminated, "terminated"), (truncated, "truncated")):
@@ -77,7 +107,7 @@ def check_game(
         assert isinstance(infos, list) and len(infos) == n, "infos must be a list with one dict per env"
         assert all(o in obs_space for o in obs.reshape(-1, *obs_space.shape)), "step() observation outside the space"
         returns += rewards
-        lengths += 1
+        lengths += 1 if active is None else active
         done = terminated | truncated
         for i in range(n):
             info = infos[i]
@@ -106,6 +136,7 @@ def check_game(
             lengths[i] = 0
     assert counts["episodes"] >= min_episodes, f"only {counts['episodes']} episodes finished"
 
+    _checked_masks(game, n, mask_len, turn_based)
     json.dumps(game.get_state(0))
     params = game.get_params()
     assert isinstance(params, dict), "get_params() must return a dict"
@@ -115,3 +146,29 @@ def check_game(
         assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8, "render() must return a uint8 array"
         assert frame.ndim == 3 and frame.shape[2] == 3, "render() must return an RGB image (H, W, 3)"
     return counts
+
+
+def _checked_masks(game: TwoPlayerGame, n: int, mask_len: int | None, turn_based: bool) -> np.ndarray | None:
+    """The game's action masks (None: it has none), after checking them and ``to_play()``."""
+    to_play = game.to_play()
+    masks = game.action_masks()
+    if not turn_based:
+        assert to_play is None, "a simultaneous-move game's to_play() must return None (set turn_based = True otherwise)"
+    else:
+        assert masks is not None, "a turn-based game must report action_masks()"
+        assert isinstance(to_play, np.ndarray) and to_play.shape == (n,), f"to_play() must be an array of shape ({n},)"
+        assert np.issubdtype(to_play.dtype, np.integer), "to_play() must hold integer seats"
+        assert np.isin(to_play, (0, 1)).all(), "to_play() must hold seats 0 or 1"
+    if masks is None:
+        return None
+    assert mask_len is not None, f"action masks need a Discrete, MultiDiscrete or MultiBinary action space, got {game.action_space}"
+    assert isinstance(masks, np.ndarray) and masks.dtype == np.bool_, "action_masks() must be a bool array"
+    assert masks.shape == (n, 2, mask_len), f"action_masks() must have shape ({n}, 2, {mask_len})"
+    if turn_based:
+        movers = masks[np.arange(n), to_play]
+        waiting = masks[np.arange(n), 1 - to_play]
+        assert movers.any(axis=1).all(), "the seat to move must have a legal action in every env"
+        assert not waiting.any(), "the seat not to move must have an all-False action mask"
+    else:
+        assert masks.any(axis=2).all(), "every seat must have a legal action in every env"
+    return masks
