@@ -37,7 +37,10 @@ def test_shipped_hyperparams_load(algo, env_id):
     assert settings.env_id == env_id and settings.algo == algo and settings.n_timesteps > 0
     if env_id == "Duel-v0":
         assert settings.selfplay is not None and settings.curriculum and settings.replays and settings.metrics
-        assert set(settings.selfplay.bots) == {"random", "turret", "hunter"}
+        assert settings.selfplay.bots is None  # the game's bots
+        env = make_env(settings, None, seed=0, n_envs=2)
+        assert set(find_selfplay_env(env).bots) == {"random", "turret", "hunter"}
+        env.close()
         shaping = [lesson.value for lesson in settings.curriculum["shaping"]]
         assert shaping[0] > 0 and shaping[-1] == 0  # shaped -> sparse
         opponents = settings.curriculum["selfplay.opponents"]

@@ -131,10 +131,12 @@ class AlgoSettings(_Settings):
 
     def kwargs(self) -> dict[str, Any]:
         """The algorithm's keyword arguments (schedules built; fields left at None omitted)."""
-        return {name: parse_schedule(value, name) if isinstance(value, str) else value
+        return {name: parse_schedule(value, name) if name in _SCHEDULES and isinstance(value, str) else value
                 for name, value in self if value is not None}
 
 
+#: AlgoSettings fields that hold a number or a schedule string.
+_SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf")
 #: AlgoSettings fields that only RecurrentPPO takes.
 RECURRENT_ONLY = ("sequence_length", "sequence_mode", "truncate_bptt", "store_full_episodes", "use_amp",
                   "compile_policy")
