@@ -21,7 +21,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 
 #: Constructor kwargs that only ``sb3_selfplay.RecurrentPPO`` understands.
-OURS_ONLY_KWARGS = ("sequence_length", "truncate_bptt", "store_full_episodes", "use_amp", "compile_policy")
+OURS_ONLY_KWARGS = ("sequence_length", "sequence_mode", "truncate_bptt", "store_full_episodes", "use_amp",
+                    "compile_policy")
 
 
 def set_single_thread() -> None:
