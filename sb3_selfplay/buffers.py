@@ -11,6 +11,11 @@ at every step and pads sequences one by one in Python for every minibatch):
 
 It extends SB3's ``RolloutBuffer`` (GAE, storage) rather than contrib's buffer, whose
 per-step state arrays are exactly what we avoid.
+
+Action masks (see :mod:`sb3_selfplay.masks`) are stored per step beside the other data, only when
+the env gives them (no array, no cost otherwise), and come back with each minibatch:
+:class:`SequenceBuffer` pads them into the same whole-sequence layout (padding rows all legal);
+:class:`MaskedRolloutBuffer` is SB3's ``RolloutBuffer`` plus masks, for the feed-forward ``PPO``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.type_aliases import DictRolloutBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_selfplay.masks import mask_layout
 
 
 class SequenceSamples(NamedTuple):
@@ -38,6 +47,7 @@ class SequenceSamples(NamedTuple):
     mask: th.Tensor
     n_seq: int
     indices: th.Tensor  # env-major step index (env * n_steps + t) of each row, -1 on padding
+    action_masks: th.Tensor | None = None  # bool (n_seq * length, mask size), all True on padding; None without masks
 
 
 #: How a rollout is cut into training sequences (``sequence_mode``); every mode also cuts at each
@@ -128,7 +138,40 @@ def sequence_starts(
     return starts
 
 
-class _SequenceMixin:
+class _ActionMaskStore:
+    """Per-step action masks beside a rollout buffer's data, allocated only when a step has masks.
+
+    ``action_masks`` is None for a rollout without masks, else bool ``(n_steps, n_envs, size)``
+    (steps added without masks stay all legal). ``pending_masks`` lets a loop that calls ``add``
+    without masks (SB3's) hand them over beforehand: the next ``add`` stores and clears them.
+    """
+
+    buffer_size: int
+    n_envs: int
+    pos: int
+    action_space: spaces.Space
+    action_masks: np.ndarray | None
+    pending_masks: np.ndarray | None
+
+    def reset(self) -> None:
+        self.action_masks = None
+        self.pending_masks = None
+        super().reset()  # type: ignore[misc]
+
+    def _store_masks(self, action_masks: np.ndarray | th.Tensor | None) -> None:
+        masks = self.pending_masks if action_masks is None else action_masks
+        self.pending_masks = None
+        if masks is None:
+            return
+        if isinstance(masks, th.Tensor):
+            masks = masks.detach().cpu().numpy()
+        if self.action_masks is None:
+            size = mask_layout(self.action_space).size
+            self.action_masks = np.ones((self.buffer_size, self.n_envs, size), dtype=bool)
+        self.action_masks[self.pos] = np.asarray(masks).reshape(self.n_envs, -1)
+
+
+class _SequenceMixin(_ActionMaskStore):
     """Sequence bookkeeping shared by the Box and Dict observation variants."""
 
     buffer_size: int
@@ -167,9 +210,12 @@ class _SequenceMixin:
         self._state_chunks = []
         self._padded = None
 
-    def add(self, *args: Any, lstm_states: RNNStates, **kwargs: Any) -> None:
+    def add(self, *args: Any, lstm_states: RNNStates, action_masks: np.ndarray | th.Tensor | None = None,
+            **kwargs: Any) -> None:
         """Add one step; ``lstm_states`` is the recurrent state fed to the policy at this step
-        (before the reset of envs whose episode starts here)."""
+        (before the reset of envs whose episode starts here), ``action_masks`` the masks it
+        was given (``(n_envs, mask size)``, None without masks)."""
+        self._store_masks(action_masks)
         episode_start = np.asarray(kwargs["episode_start"] if "episode_start" in kwargs else args[3], dtype=bool)
         starts = sequence_starts(
             episode_start, self.pos, self._phase, self.sequence_length, self.sequence_mode
@@ -201,8 +247,8 @@ class _SequenceMixin:
         n_seq_padded = -(-n_seq // per_batch) * per_batch
         flat = th.as_tensor(seq_id * length + pos, device=self.device)
 
-        def scatter(values: th.Tensor) -> th.Tensor:
-            out = values.new_zeros((n_seq_padded * length, *values.shape[1:]))
+        def scatter(values: th.Tensor, fill: bool | float = 0) -> th.Tensor:
+            out = values.new_full((n_seq_padded * length, *values.shape[1:]), fill)
             out[flat] = values
             return out
 
@@ -214,6 +260,8 @@ class _SequenceMixin:
             "returns": scatter(self._env_major(self.returns)).flatten(),
             "mask": scatter(th.ones(n, dtype=th.bool, device=self.device)),
             "indices": scatter(th.arange(1, n + 1, device=self.device)) - 1,
+            # padding rows all legal, so their (unused) distribution stays a proper one
+            "action_masks": None if self.action_masks is None else scatter(self._env_major(self.action_masks), True),
         }
         if isinstance(self.observations, dict):
             padded["observations"] = {k: scatter(self._env_major(v)) for k, v in self.observations.items()}
@@ -274,6 +322,7 @@ class _SequenceMixin:
             mask=take(p["mask"]),
             n_seq=int(seq_ids.numel()),
             indices=take(p["indices"]),
+            action_masks=None if p["action_masks"] is None else take(p["action_masks"]),
         )
 
 
@@ -299,3 +348,68 @@ class SequenceBuffer(_SequenceMixin, RolloutBuffer):
 
 class DictSequenceBuffer(_SequenceMixin, DictRolloutBuffer):
     """:class:`SequenceBuffer` for Dict observations (same parameters)."""
+
+
+class MaskedRolloutBufferSamples(NamedTuple):
+    """SB3's ``RolloutBufferSamples`` plus the minibatch's action masks (bool ``(batch, mask size)``)."""
+
+    observations: th.Tensor
+    actions: th.Tensor
+    old_values: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+    action_masks: th.Tensor
+
+
+class MaskedDictRolloutBufferSamples(NamedTuple):
+    """SB3's ``DictRolloutBufferSamples`` plus the minibatch's action masks."""
+
+    observations: dict[str, th.Tensor]
+    actions: th.Tensor
+    old_values: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+    action_masks: th.Tensor
+
+
+class _FlatMaskMixin(_ActionMaskStore):
+    """Masks for SB3's flat buffers: stored by ``add``, shuffled with the other data by ``get``.
+
+    Without masks in the rollout, ``get`` yields SB3's own samples, unchanged. ``sample_masks`` holds
+    the masks of the minibatch yielded last (:class:`sb3_selfplay.PPO` feeds them to the policy
+    inside SB3's ``train``, which evaluates each minibatch as soon as it gets it).
+    """
+
+    generator_ready: bool
+    sample_masks: th.Tensor | None = None
+
+    def add(self, *args: Any, action_masks: np.ndarray | th.Tensor | None = None, **kwargs: Any) -> None:
+        """SB3's ``add``, plus this step's masks (or the ``pending_masks`` handed over before)."""
+        self._store_masks(action_masks)
+        super().add(*args, **kwargs)  # type: ignore[misc]
+
+    def get(self, batch_size: int | None = None) -> Generator[Any, None, None]:
+        if self.action_masks is not None and self.action_masks.ndim == 3:  # flattened once, as SB3 does the rest
+            self.action_masks = self.swap_and_flatten(self.action_masks)  # type: ignore[attr-defined]
+        for samples in super().get(batch_size):  # type: ignore[misc]
+            self.sample_masks = getattr(samples, "action_masks", None)
+            yield samples
+        self.sample_masks = None
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> Any:
+        samples = super()._get_samples(batch_inds, env)  # type: ignore[misc]
+        if self.action_masks is None:
+            return samples
+        masks = th.as_tensor(self.action_masks[batch_inds], device=self.device)  # type: ignore[attr-defined]
+        cls = MaskedDictRolloutBufferSamples if isinstance(samples, DictRolloutBufferSamples) else MaskedRolloutBufferSamples
+        return cls(*samples, action_masks=masks)
+
+
+class MaskedRolloutBuffer(_FlatMaskMixin, RolloutBuffer):
+    """SB3's ``RolloutBuffer`` that also stores action masks when a rollout has them (same parameters)."""
+
+
+class MaskedDictRolloutBuffer(_FlatMaskMixin, DictRolloutBuffer):
+    """SB3's ``DictRolloutBuffer`` that also stores action masks when a rollout has them (same parameters)."""

@@ -23,18 +23,16 @@ from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from torch import nn
 from torch.distributions import Bernoulli, Categorical
 
+from sb3_selfplay.masks import HUGE_NEG, mask_logits, masked_logit_value
 from sb3_selfplay.spaces import HybridActionSpace
 
-__all__ = ["CategoricalBernoulliDistribution", "make_hybrid_distribution"]
+__all__ = ["HUGE_NEG", "CategoricalBernoulliDistribution", "make_hybrid_distribution"]
 
 SelfCategoricalBernoulliDistribution = TypeVar(
     "SelfCategoricalBernoulliDistribution", bound="CategoricalBernoulliDistribution"
 )
 
 MaybeMasks = th.Tensor | np.ndarray | None
-
-#: Logit given to masked-out categorical choices (same value as sb3-contrib's maskable distributions).
-HUGE_NEG = -1e8
 
 
 class CategoricalBernoulliDistribution(MultiCategoricalDistribution):
@@ -85,26 +83,36 @@ class CategoricalBernoulliDistribution(MultiCategoricalDistribution):
         Set the distribution's parameters.
 
         :param action_logits: ``(batch, n_categorical + n_bernoulli)``: categorical logits then button logits.
-        :param action_masks: Optional bool ``(batch, n_categorical)``; False marks a forbidden choice,
-            whose logit is replaced by a large negative value (probability ~0, no gradient).
+        :param action_masks: Optional bool masks, True = legal, either ``(batch, n_categorical)``
+            (the categorical choice only) or ``(batch, n_categorical + 2 * n_bernoulli)`` (sb3-contrib's
+            flat layout: then each button's pair ``[may be 0, may be 1]``, so ``[True, False]`` forces
+            0 and ``[False, True]`` forces 1). A masked choice's logit is replaced by a large negative
+            value (probability 0, no gradient, no entropy); a forced button's logit by -/+ that value.
         :return: self
         """
-        n_cat = self.n_categorical
-        if action_logits.shape[-1] != n_cat + self.n_bernoulli:
+        n_cat, n_bern = self.n_categorical, self.n_bernoulli
+        if action_logits.shape[-1] != n_cat + n_bern:
             raise ValueError(
-                f"CategoricalBernoulliDistribution: expected {n_cat + self.n_bernoulli} logits "
-                f"(n_categorical={n_cat} + n_bernoulli={self.n_bernoulli}), got shape {tuple(action_logits.shape)}"
+                f"CategoricalBernoulliDistribution: expected {n_cat + n_bern} logits "
+                f"(n_categorical={n_cat} + n_bernoulli={n_bern}), got shape {tuple(action_logits.shape)}"
             )
+        bern_logits = action_logits[..., n_cat:]
         cat_logits = action_logits[..., :n_cat]
         if action_masks is not None:
-            masks = th.as_tensor(action_masks, dtype=th.bool, device=action_logits.device).reshape(cat_logits.shape)
-            neg = max(HUGE_NEG, th.finfo(action_logits.dtype).min)
-            cat_logits = cat_logits.masked_fill(~masks, neg)
+            masks = th.as_tensor(action_masks, dtype=th.bool, device=action_logits.device)
+            if masks.numel() == cat_logits.numel():
+                masks = masks.reshape(cat_logits.shape)
+                cat_logits = cat_logits.masked_fill(~masks, masked_logit_value(action_logits.dtype))
+            else:
+                masks = masks.reshape(*cat_logits.shape[:-1], -1)
+                masked = mask_logits(action_logits, masks, n_bern)
+                cat_logits, bern_logits = masked[..., :n_cat], masked[..., n_cat:]
+                masks = masks[..., :n_cat]
             self._masks = masks
         else:
             self._masks = None
         self._cat_log_probs = F.log_softmax(cat_logits, dim=-1)
-        self._bern_logits = action_logits[..., n_cat:]
+        self._bern_logits = bern_logits
         return self
 
     def _params(self) -> tuple[th.Tensor, th.Tensor]:

@@ -20,6 +20,7 @@ from stable_baselines3.common.utils import explained_variance, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_selfplay.buffers import DictSequenceBuffer, SequenceBuffer, resolve_sequence_mode
+from sb3_selfplay.masks import is_masking_supported, read_action_masks
 from sb3_selfplay.policies import POLICY_ALIASES, RecurrentPolicy
 from sb3_selfplay.spaces import check_action_space
 
@@ -95,6 +96,14 @@ class RecurrentPPO(ContribRecurrentPPO):
     Policies: ``MlpLstmPolicy``, ``CnnLstmPolicy``, ``MultiInputLstmPolicy`` and their GRU
     twins ``MlpGruPolicy``, ``CnnGruPolicy``, ``MultiInputGruPolicy``; or
     ``policy_kwargs=dict(rnn_type="gru")``.
+
+    Action masks, with sb3-contrib ``MaskablePPO``'s conventions: when the env has an
+    ``action_masks()`` method (or is wrapped in ``ActionMasker``), every rollout step reads the
+    masks of all envs with ``get_action_masks(env)`` (checked: a one-line ``ValueError`` names the
+    env and the dimension of a bad row), samples only legal actions, stores the masks in the
+    sequence buffer and applies them again in ``train()``. ``predict(..., action_masks=...)``
+    takes them too; :func:`sb3_selfplay.masks.evaluate_masked_policy` evaluates with them.
+    Without masks nothing changes. Layout: one boolean per choice of each action dimension.
 
     Hidden-state API (for evaluation and self-play): :meth:`reset_hidden_states`,
     :meth:`get_hidden_state`, :meth:`set_hidden_state`. A hidden state is one tensor shaped
@@ -275,6 +284,21 @@ class RecurrentPPO(ContribRecurrentPPO):
             s.vf[0][:, env_id] = hidden[1, 0]
             s.vf[1][:, env_id] = hidden[1, 1]
 
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """The policy's action(s) and next recurrent state, as contrib's ``predict``.
+
+        :param action_masks: legal actions, one flat row per observation in MaskablePPO's layout
+            (one boolean per choice of each dimension); None for no masks
+        """
+        return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
+
     # ------------------------------------------------------------------ rollouts
     def collect_rollouts(
         self,
@@ -283,8 +307,11 @@ class RecurrentPPO(ContribRecurrentPPO):
         rollout_buffer: RolloutBuffer,
         n_rollout_steps: int,
     ) -> bool:
-        """Collect ``n_rollout_steps`` per env with the fused one-step cores (no per-env loops)."""
+        """Collect ``n_rollout_steps`` per env with the fused one-step cores (no per-env loops);
+        with the env's action masks read at every step when it has them."""
         assert self._last_obs is not None, "No previous observation was provided"
+        mask_layout = self.policy.action_mask_layout if is_masking_supported(env) else None
+        action_masks = None
         self.policy.set_training_mode(False)
         self.policy.refresh_fused_weights()
         n_steps = 0
@@ -301,7 +328,11 @@ class RecurrentPPO(ContribRecurrentPPO):
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)
                 episode_starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=self.device)
-                actions, values, log_probs, new_states = self.policy.rollout_step(obs_tensor, states, episode_starts)
+                if mask_layout is not None:
+                    action_masks = read_action_masks(env, mask_layout)
+                actions, values, log_probs, new_states = self.policy.rollout_step(
+                    obs_tensor, states, episode_starts, action_masks=action_masks
+                )
             actions = actions.cpu().numpy()
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -327,6 +358,7 @@ class RecurrentPPO(ContribRecurrentPPO):
                 values,
                 log_probs,
                 lstm_states=states,
+                action_masks=action_masks,
             )
             self._last_obs = new_obs
             self._last_episode_starts = dones
@@ -397,7 +429,7 @@ class RecurrentPPO(ContribRecurrentPPO):
                     actions = actions.long().flatten()
                 with self._autocast():
                     values, log_prob, entropy, distribution = self.policy.evaluate_sequences(
-                        data.observations, actions, data.lstm_states
+                        data.observations, actions, data.lstm_states, action_masks=data.action_masks
                     )
                 # Padded rows are selected out here (not multiplied by 0), so whatever they hold
                 # (an inf log-prob of a masked action, say) reaches neither the losses nor the gradients.

@@ -3,6 +3,8 @@
 The reference runs each env's rollout one step at a time, resetting the state at every
 episode start and cutting the gradient where a truncated-BPTT chunk begins (the stored
 state there is a constant). Log-probs, values and parameter gradients must match to 1e-5.
+With action masks, the reference applies them its own way (-inf logits for masked choices, a
+forced button's log-prob is 0), independently of sb3_selfplay.masks.
 """
 
 from __future__ import annotations
@@ -56,8 +58,23 @@ def reference_chunk_starts(starts: np.ndarray, length: int, mode: str, rollout_s
     return cut
 
 
-def fill_buffer(policy: RecurrentPolicy, buffer: SequenceBuffer, rng: np.random.Generator):
-    """Random rollout through the policy's fused rollout step; returns what the reference needs."""
+def random_masks(action_space: spaces.Space, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Flat masks (MaskablePPO's layout) with at least one legal choice per dimension; for two-way
+    dimensions (buttons) about a third of the rows force one value."""
+    dims = [int(action_space.n)] if isinstance(action_space, spaces.Discrete) else list(action_space.nvec)
+    parts = []
+    for n in dims:
+        part = rng.random((*shape, n)) < 0.5
+        part[..., 0] |= ~part.any(-1)  # keep one legal choice
+        if n == 2:
+            part |= (rng.random((*shape, 1)) < 0.3) & ~part  # sometimes both allowed, sometimes forced
+        parts.append(part)
+    return np.concatenate(parts, axis=-1)
+
+
+def fill_buffer(policy: RecurrentPolicy, buffer: SequenceBuffer, rng: np.random.Generator, masks: np.ndarray | None = None):
+    """Random rollout through the policy's fused rollout step; returns what the reference needs.
+    ``masks``: ``(N_STEPS, N_ENVS, mask size)`` action masks for the steps, or None."""
     h = policy.lstm_actor.num_layers, N_ENVS, policy.lstm_actor.hidden_size
     init = RNNStates(*(tuple(th.randn(h) for _ in range(2)) for _ in range(2)))
     states = init
@@ -68,18 +85,38 @@ def fill_buffer(policy: RecurrentPolicy, buffer: SequenceBuffer, rng: np.random.
     for t in range(N_STEPS):
         with th.no_grad():
             acts, values, logp, new_states = policy.rollout_step(
-                th.as_tensor(obs[t]), states, th.as_tensor(starts[t], dtype=th.float32)
+                th.as_tensor(obs[t]), states, th.as_tensor(starts[t], dtype=th.float32),
+                action_masks=None if masks is None else masks[t],
             )
         acts = acts.numpy()
         actions_all.append(acts)
         rewards = rng.standard_normal(N_ENVS).astype(np.float32)
-        buffer.add(obs[t], acts.reshape(N_ENVS, -1), rewards, starts[t], values, logp, lstm_states=states)
+        buffer.add(obs[t], acts.reshape(N_ENVS, -1), rewards, starts[t], values, logp, lstm_states=states,
+                   action_masks=None if masks is None else masks[t])
         states = new_states
     buffer.compute_returns_and_advantage(last_values=values, dones=np.zeros(N_ENVS, dtype=bool))
     return init, obs, starts, np.stack(actions_all)
 
 
-def reference_outputs(policy, init, obs, starts, actions, cuts):
+def reference_log_prob(policy, latent_pi: th.Tensor, act: th.Tensor, mask: np.ndarray) -> th.Tensor:
+    """Log-prob of one action under flat masks, written from the definition: masked categorical
+    choices get -inf logits; a button that may take one value only has log-prob 0 (no gradient)."""
+    logits = policy.action_net(latent_pi)[0]
+    mask = th.as_tensor(mask)
+    if isinstance(policy.action_space, spaces.Discrete):
+        return th.distributions.Categorical(logits=logits.masked_fill(~mask, -th.inf)).log_prob(act.view(()))
+    n_cat = policy.action_space.n_categorical
+    act = act.view(-1)
+    total = th.distributions.Categorical(logits=logits[:n_cat].masked_fill(~mask[:n_cat], -th.inf)).log_prob(act[0])
+    pairs = mask[n_cat:].view(-1, 2)
+    for k, logit in enumerate(logits[n_cat:]):
+        assert pairs[k, int(act[1 + k])], "the sampled button value must be legal"
+        if pairs[k].all():
+            total = total + th.distributions.Bernoulli(logits=logit).log_prob(act[1 + k].float())
+    return total
+
+
+def reference_outputs(policy, init, obs, starts, actions, cuts, masks=None):
     """Step-by-step log-probs and values (with grad), shaped (n_steps, n_envs)."""
     logps = th.zeros(N_STEPS, N_ENVS)
     vals = th.zeros(N_STEPS, N_ENVS)
@@ -97,11 +134,14 @@ def reference_outputs(policy, init, obs, starts, actions, cuts):
                     h, c = h.detach(), c.detach()
                 out, st[k] = core(x, (h, c))
                 latents.append(out.view(1, -1))
-            dist = policy._get_action_dist_from_latent(policy.mlp_extractor.forward_actor(latents[0]))
+            latent_pi = policy.mlp_extractor.forward_actor(latents[0])
             act = th.as_tensor(actions[t, e]).view(1, *policy.action_space.shape)
             if isinstance(policy.action_space, spaces.Discrete):
                 act = act.view(1)
-            logps[t, e] = dist.log_prob(act)[0]
+            if masks is None:
+                logps[t, e] = policy._get_action_dist_from_latent(latent_pi).log_prob(act)[0]
+            else:
+                logps[t, e] = reference_log_prob(policy, latent_pi, act, masks[t, e])
             vals[t, e] = policy.value_net(policy.mlp_extractor.forward_critic(latents[1]))[0, 0]
     return logps, vals
 
@@ -112,7 +152,8 @@ def reference_outputs(policy, init, obs, starts, actions, cuts):
     [("rollout_aligned", 5), ("episode_aligned", 5), ("episode_segments", 16), ("rollout_aligned", 1)],
 )
 @pytest.mark.parametrize("hybrid", [False, True])
-def test_sequences_match_step_by_step(rnn_type, mode, length, hybrid):
+@pytest.mark.parametrize("masked", [False, True])
+def test_sequences_match_step_by_step(rnn_type, mode, length, hybrid, masked):
     truncate = mode != "episode_segments"
     action_space = hybrid_action_space(3, 2) if hybrid else spaces.Discrete(3)
     policy = make_policy(rnn_type, action_space, n_lstm_layers=2 if rnn_type == "lstm" else 1)
@@ -121,7 +162,10 @@ def test_sequences_match_step_by_step(rnn_type, mode, length, hybrid):
         N_STEPS, policy.observation_space, action_space, "cpu", n_envs=N_ENVS,
         sequence_length=length, sequence_mode=mode,
     )
-    init, obs, starts, actions = fill_buffer(policy, buffer, rng)
+    masks = random_masks(action_space, np.random.default_rng(2), (N_STEPS, N_ENVS)) if masked else None
+    if masked:  # the masks bite: some choices forbidden, and (hybrid) some buttons forced
+        assert (~masks).any(axis=(0, 1)).sum() >= 2
+    init, obs, starts, actions = fill_buffer(policy, buffer, rng, masks)
     cuts = reference_chunk_starts(starts, length, mode)
     np.testing.assert_array_equal(buffer._seq_starts, cuts)
     weights = th.as_tensor(rng.standard_normal((2, N_STEPS * N_ENVS)), dtype=th.float32)
@@ -133,8 +177,15 @@ def test_sequences_match_step_by_step(rnn_type, mode, length, hybrid):
     for data in buffer.get(batch_size=2 * length if truncate else 40):
         n_batches += 1
         acts = data.actions.long().flatten() if isinstance(action_space, spaces.Discrete) else data.actions
-        values, logp, _, _ = policy.evaluate_sequences(data.observations, acts, data.lstm_states)
+        values, logp, _, _ = policy.evaluate_sequences(data.observations, acts, data.lstm_states,
+                                                       action_masks=data.action_masks)
         valid = data.mask
+        if masked:  # each real row carries its own step's masks; padding rows are all legal
+            t_idx, e_idx = (data.indices[valid] % N_STEPS).numpy(), (data.indices[valid] // N_STEPS).numpy()
+            np.testing.assert_array_equal(data.action_masks[valid].numpy(), masks[t_idx, e_idx])
+            assert data.action_masks[~valid].all()
+        else:
+            assert data.action_masks is None
         idx = data.indices[valid]
         ours_logp[idx] = logp[valid].detach()
         ours_val[idx] = values.flatten()[valid].detach()
@@ -153,7 +204,7 @@ def test_sequences_match_step_by_step(rnn_type, mode, length, hybrid):
     ours_grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
 
     policy.zero_grad()
-    ref_logp, ref_val = reference_outputs(policy, init, obs, starts, actions, cuts)
+    ref_logp, ref_val = reference_outputs(policy, init, obs, starts, actions, cuts, masks)
     # env-major flat order, as the buffer's indices
     ref_logp, ref_val = ref_logp.T.reshape(-1), ref_val.T.reshape(-1)
     ((weights[0] * ref_logp).sum() + (weights[1] * ref_val).sum()).backward()

@@ -447,8 +447,8 @@ def test_inf_on_padded_rows_does_not_reach_the_update():
 
     evaluate = policy.evaluate_sequences
 
-    def evaluate_sequences(obs, actions, states):
-        values, log_prob, entropy, dist = evaluate(obs, actions, states)
+    def evaluate_sequences(obs, actions, states, action_masks=None):
+        values, log_prob, entropy, dist = evaluate(obs, actions, states, action_masks=action_masks)
         pad = ~masks[-1]
         inf = th.tensor(float("inf"))
         return th.where(pad.view(-1, 1), inf, values), th.where(pad, -inf, log_prob), th.where(pad, inf, entropy), dist
