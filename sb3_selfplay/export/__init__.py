@@ -12,6 +12,7 @@ shapes and the action layout. The console command is ``sb3-selfplay export`` (zo
 """
 
 from sb3_selfplay.export.graph import ActingStep, ExportError, ObsNormalization, StateSpec, TensorSpec, action_kind
+from sb3_selfplay.export.normalization import ALLOWED_PICKLE_GLOBALS, read_vecnormalize
 from sb3_selfplay.export.writers import (
     DEFAULT_OPSET,
     SIDECAR_FORMAT,
@@ -24,6 +25,7 @@ from sb3_selfplay.export.writers import (
 )
 
 __all__ = [
+    "ALLOWED_PICKLE_GLOBALS",
     "DEFAULT_OPSET",
     "SIDECAR_FORMAT",
     "ActingStep",
@@ -34,6 +36,7 @@ __all__ = [
     "action_kind",
     "export_policy",
     "make_acting_step",
+    "read_vecnormalize",
     "sidecar_path",
     "space_to_json",
     "write_onnx",

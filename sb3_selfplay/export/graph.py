@@ -47,6 +47,7 @@ __all__ = [
     "StateSpec",
     "TensorSpec",
     "action_kind",
+    "policy_parts",
 ]
 
 
@@ -121,6 +122,23 @@ class StateSpec:
                 "initial": "zeros"}
 
 
+def policy_parts(policy: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The submodules an acting step uses, in data-flow order (each once, by attribute path)."""
+    names = ["features_extractor", "pi_features_extractor", "vf_features_extractor", "lstm_actor", "lstm_critic",
+             "critic", "mlp_extractor.policy_net", "mlp_extractor.value_net", "mlp_extractor", "action_net",
+             "value_net"]
+    found: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    for name in names:
+        module: Any = policy
+        for attr in name.split("."):
+            module = getattr(module, attr, None)
+        if isinstance(module, nn.Module) and id(module) not in seen:
+            seen.add(id(module))
+            found.append((name, module))
+    return found
+
+
 _SUPPORTED_DISTRIBUTIONS = (
     CategoricalBernoulliDistribution,
     CategoricalDistribution,
@@ -189,7 +207,11 @@ class ActingStep(nn.Module):
         if not isinstance(policy, ActorCriticPolicy):
             raise ExportError(f"export: policy {type(policy).__name__} is not supported (supported: SB3 "
                               "ActorCriticPolicy and its subclasses, sb3_selfplay RecurrentPolicy)")
-        self.policy = policy
+        # The policy is held outside the module tree: its methods are called, its parts (the
+        # modules those methods use) are registered below. TorchScript's tracer would otherwise
+        # walk every attribute of the policy object, properties included.
+        object.__setattr__(self, "policy", policy)
+        self.parts = nn.ModuleDict({name.replace(".", "__"): module for name, module in policy_parts(policy)})
         self.kind = action_kind(policy)
         self.masked = bool(action_masks)
         self.recurrent = isinstance(policy, RecurrentActorCriticPolicy)

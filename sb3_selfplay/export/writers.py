@@ -27,7 +27,15 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from sb3_selfplay.export.graph import ActingStep, ExportError, ObsNormalization, dynamic_axes, input_names, output_names
+from sb3_selfplay.export.graph import (
+    ActingStep,
+    ExportError,
+    ObsNormalization,
+    dynamic_axes,
+    input_names,
+    output_names,
+    policy_parts,
+)
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -103,11 +111,23 @@ def make_acting_step(
     if not isinstance(policy, ActorCriticPolicy):
         raise ExportError(f"export: policy {type(policy).__name__} is not supported (supported: SB3 "
                           "ActorCriticPolicy and its subclasses, sb3_selfplay RecurrentPolicy)")
-    policy = copy.deepcopy(policy).to("cpu").float()
+    policy = copy.deepcopy(policy, memo={id(policy.action_dist): _without_cached_tensors(policy.action_dist)})
+    policy = policy.to("cpu").float()
     policy.set_training_mode(False)
     for param in policy.parameters():
         param.requires_grad_(False)
     return ActingStep(policy, obs_normalization, action_masks=action_masks).eval()
+
+
+def _without_cached_tensors(dist: Any) -> Any:
+    """A copy of an SB3 distribution without the parameters of its last forward pass (which are
+    non-leaf tensors, which ``deepcopy`` refuses, and which the export does not use)."""
+    clone = copy.copy(dist)
+    for name, value in vars(dist).items():
+        if isinstance(value, (th.Tensor, th.distributions.Distribution)) or (
+                isinstance(value, list) and any(isinstance(v, th.distributions.Distribution) for v in value)):
+            setattr(clone, name, None)
+    return copy.deepcopy(clone)
 
 
 @contextmanager
@@ -133,28 +153,11 @@ def _onnx_bytes(module: nn.Module, args: tuple[Any, ...], opset: int, names: tup
     return buffer.getvalue()
 
 
-def _parts(step: ActingStep) -> list[tuple[str, nn.Module]]:
-    """The submodules of the policy in data-flow order (for naming the one that fails)."""
-    policy = step.policy
-    names = ["features_extractor", "pi_features_extractor", "vf_features_extractor", "lstm_actor", "lstm_critic",
-             "critic", "mlp_extractor.policy_net", "mlp_extractor.value_net", "action_net", "value_net"]
-    found: list[tuple[str, nn.Module]] = []
-    seen: set[int] = set()
-    for name in names:
-        module: Any = policy
-        for attr in name.split("."):
-            module = getattr(module, attr, None)
-        if isinstance(module, nn.Module) and id(module) not in seen:
-            seen.add(id(module))
-            found.append((name, module))
-    return found
-
-
 def _diagnose(step: ActingStep, example: tuple[th.Tensor, ...], opset: int, error: BaseException) -> ExportError:
     """Export each part alone on the inputs it saw in an eager step; name the first that fails."""
     captured: dict[str, tuple[Any, ...]] = {}
     hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: captured.setdefault(name, args))
-             for name, module in _parts(step)]
+             for name, module in policy_parts(step.policy)]
     try:
         with th.no_grad():
             step(*example)
@@ -163,7 +166,7 @@ def _diagnose(step: ActingStep, example: tuple[th.Tensor, ...], opset: int, erro
     finally:
         for hook in hooks:
             hook.remove()
-    for name, module in _parts(step):
+    for name, module in policy_parts(step.policy):
         if name not in captured:
             continue
         try:

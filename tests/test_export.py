@@ -1,0 +1,334 @@
+"""Export (ONNX, TorchScript): the exported step computes what ``model.predict`` does.
+
+Parity: a tiny trained model of each supported kind (RecurrentPPO with LSTM/GRU cores, separate,
+shared or feed-forward critic, two layers; our PPO with hybrid heads; Discrete, hybrid
+MultiDiscrete and Box actions; VecNormalize folded in) plays a 500-step run with several episode
+starts at batch sizes 1 and 8, driven by ``model.predict``. At every step the ONNX file in
+onnxruntime and the TorchScript file get the raw observation and the state they returned the
+step before: their actions equal ``model.predict``'s, and their logits (or mean), values and
+next states equal the policy's own forward pass to 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecNormalize
+from torch import nn
+
+from sb3_selfplay import PPO, RecurrentPPO
+from sb3_selfplay.export import (
+    ExportError,
+    ObsNormalization,
+    export_policy,
+    make_acting_step,
+    read_vecnormalize,
+    sidecar_path,
+)
+
+ort = pytest.importorskip("onnxruntime")
+
+ROOT = Path(__file__).resolve().parent.parent
+N_STEPS = 500
+TOL = 1e-5
+
+
+@dataclass(frozen=True)
+class Case:
+    """One policy kind: algorithm, env, policy and its kwargs, VecNormalize or not."""
+
+    name: str
+    algo: str
+    env_id: str
+    policy: str = "MlpLstmPolicy"
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    normalize: bool = False
+
+
+CASES = [
+    Case("duel-lstm-critic-2layers", "rppo", "Duel-v0",
+         policy_kwargs=dict(rnn_type="lstm", n_lstm_layers=2, enable_critic_lstm=True)),
+    Case("duel-gru-shared", "rppo", "Duel-v0",
+         policy_kwargs=dict(rnn_type="gru", shared_lstm=True, enable_critic_lstm=False), normalize=True),
+    Case("duel-gru-critic-2layers", "rppo", "Duel-v0",
+         policy_kwargs=dict(rnn_type="gru", n_lstm_layers=2, enable_critic_lstm=True)),
+    Case("cartpole-lstm-mlp-critic", "rppo", "CartPole-v1",
+         policy_kwargs=dict(rnn_type="lstm", enable_critic_lstm=False), normalize=True),
+    Case("cartpole-gru-critic-2layers", "rppo", "CartPole-v1",
+         policy_kwargs=dict(rnn_type="gru", n_lstm_layers=2, enable_critic_lstm=True), normalize=True),
+    Case("cartpole-lstm-shared", "rppo", "CartPole-v1",
+         policy_kwargs=dict(rnn_type="lstm", shared_lstm=True, enable_critic_lstm=False)),
+    Case("pendulum-lstm-box", "rppo", "Pendulum-v1", policy_kwargs=dict(rnn_type="lstm"), normalize=True),
+    Case("duel-ppo-hybrid", "ppo", "Duel-v0", policy="HybridMlpPolicy", normalize=True),
+    Case("cartpole-ppo", "ppo", "CartPole-v1", policy="MlpPolicy"),
+]
+
+
+def _train(case: Case, seed: int = 0) -> tuple[Any, VecNormalize | None]:
+    venv = make_vec_env(case.env_id, n_envs=2, seed=seed)
+    norm = VecNormalize(venv, norm_reward=False) if case.normalize else None
+    kwargs: dict[str, Any] = dict(n_steps=32, batch_size=32, n_epochs=2, seed=seed)
+    if case.algo == "rppo":
+        model = RecurrentPPO(case.policy, norm or venv, sequence_length=8,
+                             policy_kwargs=dict(lstm_hidden_size=16, net_arch=[16], **case.policy_kwargs), **kwargs)
+    else:
+        model = PPO(case.policy, norm or venv, policy_kwargs=dict(net_arch=[16]), **kwargs)
+    model.learn(256)
+    if norm is not None:
+        norm.training = False
+    return model, norm
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
+def exported(request, tmp_path_factory) -> dict[str, Any]:
+    case: Case = request.param
+    model, norm = _train(case)
+    out = tmp_path_factory.mktemp(case.name)
+    sidecar = export_policy(model, out / "agent.onnx", out / "agent.pt", obs_normalization=norm)
+    return {"case": case, "model": model, "norm": norm, "dir": out, "sidecar": sidecar}
+
+
+def _session(path: Path) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class _Reference:
+    """The policy's own forward pass, step by step, with the actor and critic state carried (values, logits)."""
+
+    def __init__(self, model: Any, batch: int) -> None:
+        self.policy = model.policy
+        self.recurrent = isinstance(model, RecurrentPPO)
+        self.logits: th.Tensor | None = None
+        self.policy.action_net.register_forward_hook(self._keep_logits)
+        if self.recurrent:
+            shape = (self.policy.lstm_actor.num_layers, batch, self.policy.lstm_actor.hidden_size)
+            zeros = (th.zeros(shape), th.zeros(shape))
+            self.states = RNNStates(zeros, zeros)
+
+    def _keep_logits(self, _module: nn.Module, _inputs: Any, output: th.Tensor) -> None:
+        self.logits = output.detach().clone()
+
+    def step(self, obs: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, RNNStates | None]:
+        obs_t, _ = self.policy.obs_to_tensor(obs)
+        with th.no_grad():
+            if self.recurrent:
+                actions, values, _, self.states = self.policy(
+                    obs_t, self.states, th.as_tensor(starts, dtype=th.float32), deterministic=True)
+            else:
+                actions, values, _ = self.policy(obs_t, deterministic=True)
+        return actions.numpy(), self.logits.numpy(), values.numpy()[:, 0], self.states if self.recurrent else None
+
+
+def _run_parity(exp: dict[str, Any], batch: int) -> None:
+    case, model, norm, folder = exp["case"], exp["model"], exp["norm"], exp["dir"]
+    sidecar = json.loads(sidecar_path(folder / "agent.onnx").read_text())
+    in_names = [s["name"] for s in sidecar["inputs"]]
+    out_names = [s["name"] for s in sidecar["outputs"]]
+    session = _session(folder / "agent.onnx")
+    scripted = th.jit.load(str(folder / "agent.pt"))
+    env = make_vec_env(case.env_id, n_envs=batch, seed=123)
+    raw = env.reset()
+    starts = np.ones(batch, dtype=bool)
+    reference = _Reference(model, batch)
+    predict_state = None
+    carried = {"onnx": {}, "torchscript": {}}
+    for runtime in carried:
+        carried[runtime] = {s["input"]: np.zeros([batch, *s["shape"][1:]], np.float32) for s in sidecar["state"]}
+    n_starts = 0
+    ties = {"onnx": 0, "torchscript": 0}
+    decisions = 0
+    for t in range(N_STEPS):
+        # forced episode starts (the env keeps going): every env restarts its state a few times
+        starts = starts | (((t + 41 * np.arange(batch)) % 120) == 0) & (t > 0)
+        n_starts += int(starts.sum())
+        obs = norm.normalize_obs(raw) if norm is not None else raw
+        action, predict_state = model.predict(obs, state=predict_state, episode_start=starts, deterministic=True)
+        ref_action, ref_logits, ref_value, ref_states = reference.step(obs, starts)
+        for runtime in ("onnx", "torchscript"):
+            feed = {"obs": raw.astype(np.float32) if raw.dtype == np.float64 else raw,
+                    "episode_start": starts.astype(np.float32), **carried[runtime]}
+            feed = {name: feed[name] for name in in_names}
+            if runtime == "onnx":
+                got = dict(zip(out_names, session.run(None, feed), strict=True))
+            else:
+                with th.no_grad():
+                    outs = scripted(*(th.as_tensor(v) for v in feed.values()))
+                got = dict(zip(out_names, (o.numpy() for o in outs), strict=True))
+            where = f"{case.name} {runtime} batch {batch} step {t}"
+            got_action = got["action"]
+            logits = got["mean" if "mean" in got else "logits"]
+            np.testing.assert_allclose(logits, ref_logits, atol=TOL, rtol=TOL, err_msg=where)
+            if np.issubdtype(got_action.dtype, np.integer):
+                assert np.array_equal(ref_action.reshape(got_action.shape), np.asarray(action).reshape(got_action.shape))
+                ties[runtime] += _count_float_ties(got_action, np.asarray(action).reshape(got_action.shape),
+                                                   ref_logits, sidecar["action_layout"], where)
+                decisions += got_action.size
+            else:
+                np.testing.assert_allclose(got_action, np.asarray(action).reshape(got_action.shape), atol=TOL,
+                                           err_msg=where)
+            np.testing.assert_allclose(got["value"], ref_value, atol=TOL, rtol=TOL, err_msg=where)
+            if ref_states is not None:
+                expected = {"h_actor": ref_states.pi[0], "c_actor": ref_states.pi[1],
+                            "h_critic": ref_states.vf[0], "c_critic": ref_states.vf[1]}
+                for spec in sidecar["state"]:
+                    want = expected[spec["input"]].transpose(0, 1).numpy()
+                    np.testing.assert_allclose(got[spec["output"]], want, atol=TOL, rtol=TOL, err_msg=where)
+                # model.predict returns the actor's (h, c) as (n_layers, batch, hidden)
+                np.testing.assert_allclose(got["next_h_actor"], predict_state[0].transpose(1, 0, 2), atol=TOL,
+                                           err_msg=where)
+            carried[runtime] = {s["input"]: got[s["output"]] for s in sidecar["state"]}
+        raw, _, dones, _ = env.step(action)
+        starts = dones.astype(bool)
+    env.close()
+    assert n_starts >= 3 * batch + 1  # the first step, and at least 3 more per env
+    for runtime, count in ties.items():  # a float tie is rare: not a way for wrong actions to pass
+        assert count <= max(1, decisions // 1000), (runtime, count, decisions)
+
+
+def _count_float_ties(got: np.ndarray, want: np.ndarray, logits: np.ndarray, layout: dict[str, Any],
+                      where: str) -> int:
+    """Actions must be identical except where the policy's own logits tie within float error (two
+    choices whose logits differ by less than 1e-5, or a button whose logit is within 1e-5 of 0):
+    then either choice is the argmax up to rounding. Returns how many such ties decided differently."""
+    rows = np.flatnonzero((got != want).reshape(len(got), -1).any(axis=1))
+    kind = layout["kind"]
+    for row in rows:
+        g, w, lg = got[row].reshape(-1), want[row].reshape(-1), logits[row]
+        if kind == "discrete":
+            slices = [(0, lg.shape[0])]
+        elif kind == "multidiscrete":
+            edges = np.cumsum([0, *layout["nvec"]])
+            slices = list(zip(edges[:-1], edges[1:], strict=True))
+        else:
+            slices = [(0, layout["n_categorical"])]
+        for k, (lo, hi) in enumerate(slices):
+            if g[k] != w[k]:
+                part = lg[lo:hi]
+                assert part[g[k]] >= part.max() - TOL and part[w[k]] >= part.max() - TOL, (where, g, w, part)
+        if kind == "hybrid":
+            buttons = lg[layout["n_categorical"]:]
+            differ = g[1:] != w[1:]
+            assert np.all(np.abs(buttons[differ]) <= TOL), (where, g, w, buttons)
+    return len(rows)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_parity_with_predict(exported, batch):
+    _run_parity(exported, batch)
+
+
+def test_sidecar_describes_the_graph(exported):
+    case, folder = exported["case"], exported["dir"]
+    sidecar = json.loads(sidecar_path(folder / "agent.onnx").read_text())
+    assert sidecar["format"] == "sb3-selfplay-export" and sidecar["runtime"] == "onnx"
+    assert json.loads(sidecar_path(folder / "agent.pt").read_text())["runtime"] == "torchscript"
+    session = _session(folder / "agent.onnx")
+    assert [i.name for i in session.get_inputs()] == [s["name"] for s in sidecar["inputs"]]
+    assert [o.name for o in session.get_outputs()] == [s["name"] for s in sidecar["outputs"]]
+    for spec, node in zip(sidecar["inputs"], session.get_inputs(), strict=True):
+        assert node.shape[0] == "batch" and list(node.shape[1:]) == spec["shape"][1:], spec["name"]
+    # the same JSON is in the ONNX file's metadata
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["sb3_selfplay"]) == sidecar
+    assert (sidecar["obs_normalization"] is not None) == case.normalize
+    policy = exported["model"].policy
+    if case.algo == "rppo":
+        rnn = sidecar["recurrent"]
+        assert rnn["rnn_type"] == case.policy_kwargs["rnn_type"]
+        assert rnn["n_layers"] == case.policy_kwargs.get("n_lstm_layers", 1)
+        n_cores = 2 if policy.lstm_critic is not None else 1
+        per_core = 2 if rnn["rnn_type"] == "lstm" else 1
+        assert len(sidecar["state"]) == n_cores * per_core
+        assert rnn["critic"] == ("lstm" if n_cores == 2 else "shared" if policy.shared_lstm else "mlp")
+    else:
+        assert sidecar["state"] == [] and sidecar["recurrent"] is None
+    if case.env_id == "Duel-v0":
+        layout = sidecar["action_layout"]
+        assert layout["kind"] == "hybrid" and (layout["n_categorical"], layout["n_bernoulli"]) == (9, 3)
+        assert sidecar["action_space"]["type"] == "HybridActionSpace"
+
+
+# ------------------------------------------------------------------ folding and safety
+
+
+def test_vecnormalize_read_with_allow_list(tmp_path):
+    model, norm = _train(Case("n", "ppo", "CartPole-v1", policy="MlpPolicy", normalize=True))
+    norm.save(str(tmp_path / "vecnormalize.pkl"))
+    stats = read_vecnormalize(tmp_path / "vecnormalize.pkl")
+    assert isinstance(stats, ObsNormalization)
+    np.testing.assert_array_equal(stats.mean[None], norm.obs_rms.mean)
+    np.testing.assert_array_equal(stats.std[None], np.sqrt(norm.obs_rms.var + norm.epsilon))
+    # the folded graph maps raw observations to exactly VecNormalize's normalised ones
+    step = make_acting_step(model.policy, stats)
+    raw = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32) * 3
+    folded = step._normalize({None: th.as_tensor(raw)})[None].numpy()
+    np.testing.assert_array_equal(folded, norm.normalize_obs(raw))
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (print, ("this must not run",))
+
+
+def test_vecnormalize_pickle_outside_the_allow_list_is_refused(tmp_path, capsys):
+    import pickle
+
+    path = tmp_path / "vecnormalize.pkl"
+    path.write_bytes(pickle.dumps(_Payload()))
+    with pytest.raises(ExportError, match=r"builtins\.print is not on the allow-list; pass --trust-pickle"):
+        read_vecnormalize(path)
+    assert "this must not run" not in capsys.readouterr().out
+
+
+class _Erfinv(nn.Module):
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        return th.erfinv(th.tanh(x) * 0.5)
+
+
+class ErfinvExtractor(nn.Module):
+    """A features extractor with an op ONNX has no operator for (``erfinv``)."""
+
+    def __init__(self, observation_space: gym.Space, features_dim: int = 8) -> None:
+        super().__init__()
+        self.features_dim = features_dim
+        self.linear = nn.Linear(int(np.prod(observation_space.shape)), features_dim)
+        self.odd = _Erfinv()
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        return self.odd(self.linear(obs))
+
+
+def test_unsupported_part_is_named_in_one_line(tmp_path):
+    model = RecurrentPPO("MlpLstmPolicy", "CartPole-v1", n_steps=16, batch_size=16,
+                         policy_kwargs=dict(lstm_hidden_size=4, features_extractor_class=ErfinvExtractor))
+    with pytest.raises(ExportError) as info:
+        export_policy(model, tmp_path / "agent.onnx")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("export: features_extractor (ErfinvExtractor) cannot be exported to ONNX")
+    assert "erfinv" in message
+    assert not (tmp_path / "agent.onnx").exists()
+
+
+def test_unsupported_spaces_are_one_line_errors():
+    from sb3_selfplay.export.graph import ActingStep, action_kind
+
+    policy = PPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16).policy
+    with pytest.raises(ExportError, match="action masks are not supported for box actions"):
+        ActingStep(PPO("MlpPolicy", "Pendulum-v1", n_steps=16, batch_size=16).policy, action_masks=True)
+    assert action_kind(policy) == "discrete"
+    with pytest.raises(ExportError, match="policy Linear is not supported"):
+        make_acting_step(nn.Linear(2, 2))
