@@ -63,7 +63,6 @@ class ConnectFourEnv(gym.Env):
             raise ValueError(f"learner_seat must be 0, 1 or 'random', got {learner_seat!r}")
         self.render_mode = render_mode
         self.game = ConnectFourGame(num_envs=1, **params)
-        self.game.game_id = "ConnectFour-v0"
         self.observation_space = self.game.observation_space
         self.action_space = self.game.action_space
         self.opponent_name = opponent
@@ -173,7 +172,6 @@ class ConnectFourAECEnv(_AECEnvBase):
         self.observation_spaces = dict.fromkeys(self.possible_agents, obs_space)
         self.action_spaces = {a: spaces.Discrete(COLS) for a in self.possible_agents}
         self._obs = self.game.reset()
-        self._masks = self.game.action_masks()
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 - the same object each call, as PettingZoo asks
     def observation_space(self, agent: str) -> spaces.Space:
@@ -184,12 +182,16 @@ class ConnectFourAECEnv(_AECEnvBase):
         return self.action_spaces[agent]
 
     def observe(self, agent: str) -> dict[str, np.ndarray]:
+        """The agent's board view and, for the agent to move, the columns with room (as ``connect_four_v3``)."""
         k = self.possible_agents.index(agent)
-        return {"observation": self._obs[0, k].copy(), "action_mask": self._masks[0, k].astype(np.int8)}
+        obs = self._obs[0, k].copy()
+        mask = np.zeros(COLS, np.int8)
+        if agent == self.agent_selection:
+            mask[:] = obs[0].sum(axis=-1) == 0  # the top row's empty cells
+        return {"observation": obs, "action_mask": mask}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
         self._obs = self.game.reset(seed=seed)
-        self._masks = self.game.action_masks()
         self._final_state = None
         self.agents = self.possible_agents[:]
         self.rewards = dict.fromkeys(self.agents, 0)
@@ -205,21 +207,20 @@ class ConnectFourAECEnv(_AECEnvBase):
             self._was_dead_step(action)
             return
         col = int(action)
-        if not self._masks[0, self.possible_agents.index(self.agent_selection)][col]:
+        if not self.observe(self.agent_selection)["action_mask"][col]:
             raise ValueError(f"ConnectFourAECEnv: illegal move {col} (full column); use env() to make it lose the game")
         self._cumulative_rewards[self.agent_selection] = 0
         joint = np.full((1, 2), col, np.int64)
         obs, rewards, terminated, _, infos = self.game.step(joint)
         if terminated[0]:
             self._obs = infos[0]["terminal_observation"][None]
-            self._masks = np.zeros_like(self._masks)
             self._final_state = infos[0]["terminal_state"]
             self.terminations = dict.fromkeys(self.agents, True)
             winner = infos[0]["outcome"]["winner"]
             for a in self.agents:
                 self.infos[a] = {"winner": winner}
         else:
-            self._obs, self._masks = obs, self.game.action_masks()
+            self._obs = obs
         self.rewards = {a: float(rewards[0, k]) for k, a in enumerate(self.possible_agents)}
         self.agent_selection = self._agent_selector.next()
         self._accumulate_rewards()

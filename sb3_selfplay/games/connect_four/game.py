@@ -51,6 +51,7 @@ class ConnectFourGame(TwoPlayerGame):
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 2}
     turn_based = True
+    game_id = "ConnectFour-v0"  # its bots are registered under this id, also for games built directly
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, render_size: int = 280, **params: Any) -> None:
         super().__init__(num_envs)
