@@ -19,6 +19,13 @@ framework overhead on CPU) with one. Other policies run one forward per distinct
 
 Each slot keeps its own recurrent state, zeroed at episode starts and when its player changes.
 
+Action masks and turns. ``act(..., action_masks=..., active=...)`` takes each slot's legal
+actions (sb3-contrib's flat layout: one entry per choice of each dimension) and which slots
+move now (turn-based games). Policies never pick a masked action: their logits are masked
+before sampling or argmax (a dimension with no legal choice, e.g. a slot not to move, is left
+unmasked); bots get the masks (a row with no legal action: no move now). Only active slots'
+recurrent states advance; the others keep theirs (their actions are computed and ignored).
+
 The module is a little over 600 lines because the actor-path check, the stacked weights and the
 slot layout share one cache (rebuilt only when the set of players or their weights change);
 split, each part would reach into the others' private state.
@@ -27,6 +34,8 @@ split, each part would reach into the others' private state.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +53,8 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
 from torch import nn
 
+from sb3_selfplay.distributions import HUGE_NEG
+from sb3_selfplay.games.base import action_mask_size
 from sb3_selfplay.games.bots import Bot, BotFactory, RandomBot
 from sb3_selfplay.rnn import FusedWeights, fused_step, rnn_type_of, stack_core_weights
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
@@ -69,6 +80,49 @@ def _recurrent_get_distribution() -> Any:
 
 
 _RECURRENT_GET_DISTRIBUTION = _recurrent_get_distribution()
+
+
+@functools.cache
+def _takes_masks(dist_type: type) -> bool:
+    """Whether a distribution class masks itself (``proba_distribution(..., action_masks=...)``)."""
+    try:
+        return "action_masks" in inspect.signature(dist_type.proba_distribution).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _mask_segments(action_space: spaces.Space) -> list[int] | None:
+    """Lengths of the flat mask's per-dimension segments (None: the space has no mask layout)."""
+    if isinstance(action_space, spaces.Discrete):
+        return [int(action_space.n)]
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return [int(k) for k in np.asarray(action_space.nvec).reshape(-1)]
+    if isinstance(action_space, spaces.MultiBinary):
+        return [2] * int(np.prod(action_space.shape))
+    return None
+
+
+def _dist_with_masks(dist: Any, logits: th.Tensor, masks: th.Tensor | None) -> Any:
+    """``dist`` parametrised by ``logits`` with the masked choices excluded (``masks`` True = legal)."""
+    if masks is None:
+        return dist.proba_distribution(action_logits=logits)
+    if _takes_masks(type(dist)):
+        return dist.proba_distribution(action_logits=logits, action_masks=masks)
+    if isinstance(dist, BernoulliDistribution):
+        pair = masks.reshape(len(logits), -1, 2)  # (forbid 0: logit +big, forbid 1: logit -big)
+        logits = logits.masked_fill(~pair[..., 0], -HUGE_NEG).masked_fill(~pair[..., 1], HUGE_NEG)
+        return dist.proba_distribution(action_logits=logits)
+    if isinstance(dist, (CategoricalDistribution, MultiCategoricalDistribution)):
+        return dist.proba_distribution(action_logits=logits.masked_fill(~masks, HUGE_NEG))
+    raise TypeError(f"cannot apply action masks to a {type(dist).__name__}")
+
+
+def _dist_logits(dist: Any) -> th.Tensor:
+    """The flat logits of an SB3 logit distribution (as its action net would output them)."""
+    inner = dist.distribution
+    if isinstance(inner, list):
+        return th.cat([d.logits for d in inner], dim=1)
+    return inner.logits
 
 
 def _unwrap_policy(policy: Any) -> Any:
@@ -313,6 +367,9 @@ class PlayerBank:
         self._use_tick = 0
         self._last_used: dict[str, int] = {}
         self._act_dtype = action_space.dtype if action_space.dtype is not None else np.float32
+        self._mask_len = action_mask_size(action_space)
+        segments = _mask_segments(action_space)
+        self._segment_starts = None if segments is None else np.cumsum([0, *segments])[:-1]
 
     # ------------------------------------------------------------------ players
     def set_learner(self, policy: Any) -> None:
@@ -570,6 +627,8 @@ class PlayerBank:
         player_ids: Sequence[str] | np.ndarray,
         episode_starts: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
+        active: np.ndarray | None = None,
     ) -> np.ndarray:
         """
         Actions of every slot.
@@ -578,6 +637,10 @@ class PlayerBank:
         :param player_ids: The player of each slot, ``n_slots`` ids.
         :param episode_starts: True where ``obs`` is the first of a new episode (memory reset).
         :param deterministic: Take the mode of each policy's distribution instead of sampling.
+        :param action_masks: Legal actions, bool ``(n_slots, mask_len)`` in sb3-contrib's flat
+            layout (True = legal); None: all legal. Policies never pick a masked action.
+        :param active: Bool ``(n_slots,)``: the slots that move now (turn-based games); the
+            others' actions are computed but their recurrent states do not advance (None: all move).
         :return: Actions, ``(n_slots, *action_shape)``.
         """
         obs = np.asarray(obs)
@@ -592,6 +655,7 @@ class PlayerBank:
             self._assign(changed, ids)
             starts = starts | changed
         self._reset_mask(starts)
+        masks = self._checked_masks(action_masks, active)
         if self._layout is None:
             self._use_tick += 1
             self._evict()
@@ -599,18 +663,60 @@ class PlayerBank:
         layout = self._layout
         actions = np.empty((self.n_slots, *self.action_space.shape), dtype=self._act_dtype)
         for player, mask in layout.bots:
-            actions[mask] = player.bot.act(obs, None)[mask]  # type: ignore[union-attr]  # resets done above
+            actions[mask] = player.bot.act(obs, None, masks)[mask]  # type: ignore[union-attr]  # resets done above
         if layout.groups or layout.singles:
             pobs = obs if self.obs_transform is None else self.obs_transform(obs)
             obs_t = th.as_tensor(pobs, device=self.device)
+            masks_t = None if masks is None else th.as_tensor(self._policy_masks(masks), device=self.device)
+            frozen = self._freeze_states(active)
             with th.no_grad():
                 for group in layout.groups:
-                    actions[group.slots] = self._act_group(group, obs_t, deterministic)
+                    actions[group.slots] = self._act_group(group, obs_t, deterministic, masks_t)
                 for player, slots in layout.singles:
-                    actions[slots] = self._act_single(player, slots, obs_t, deterministic)
+                    actions[slots] = self._act_single(player, slots, obs_t, deterministic, masks_t)
+                for h, c, idx, h_kept, c_kept in frozen:
+                    h.index_copy_(0, idx, h_kept)
+                    c.index_copy_(0, idx, c_kept)
         return actions
 
-    def _act_group(self, group: _GroupLayout, obs_t: th.Tensor, deterministic: bool) -> np.ndarray:
+    def _checked_masks(self, action_masks: np.ndarray | None, active: np.ndarray | None) -> np.ndarray | None:
+        """The masks as bool ``(n_slots, mask_len)``, slots not to move (``active`` False) with none legal."""
+        if action_masks is None:
+            return None
+        if self._mask_len is None:
+            raise ValueError(f"PlayerBank.act: action masks need a Discrete, MultiDiscrete or MultiBinary space, got {self.action_space}")
+        masks = np.asarray(action_masks, dtype=bool)
+        if masks.shape != (self.n_slots, self._mask_len):
+            raise ValueError(
+                f"PlayerBank.act: action_masks must have shape ({self.n_slots}, {self._mask_len}), got {masks.shape}"
+            )
+        if active is not None:
+            masks = masks & np.asarray(active, dtype=bool).reshape(self.n_slots, 1)
+        return masks
+
+    def _policy_masks(self, masks: np.ndarray) -> np.ndarray:
+        """Masks for the policies: a dimension with no legal choice (a slot not to move) is left unmasked."""
+        starts = self._segment_starts
+        assert starts is not None
+        has = np.logical_or.reduceat(masks, starts, axis=1)  # (n_slots, n_dims)
+        if has.all():
+            return masks
+        sizes = np.diff(np.append(starts, masks.shape[1]))
+        return masks | np.repeat(~has, sizes, axis=1)
+
+    def _freeze_states(self, active: np.ndarray | None) -> list[tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor]]:
+        """Copies of the recurrent states of the slots that do not move (restored after the forward)."""
+        if active is None:
+            return []
+        idle = ~np.asarray(active, dtype=bool).reshape(self.n_slots)
+        if not idle.any() or not self._states:
+            return []
+        idx = th.as_tensor(np.flatnonzero(idle), device=self.device)
+        return [(h, c, idx, h.index_select(0, idx), c.index_select(0, idx)) for h, c in self._states.values()]
+
+    def _act_group(
+        self, group: _GroupLayout, obs_t: th.Tensor, deterministic: bool, masks_t: th.Tensor | None = None
+    ) -> np.ndarray:
         """One stacked pass for all players of one architecture."""
         weights = self._group_weights(group)
         policy = group.members[0].policy
@@ -632,11 +738,14 @@ class PlayerBank:
         for layer in weights.layers:
             x = layer(x) if isinstance(layer, nn.Module) else th.baddbmm(layer[1], x, layer[0])
         logits = x.reshape(g * b, -1).index_select(0, group.valid)
-        dist = weights.dist.proba_distribution(action_logits=logits)
+        masks = None if masks_t is None else masks_t.index_select(0, group.slots_t).to(logits.device)
+        dist = _dist_with_masks(weights.dist, logits, masks)
         out = dist.get_actions(deterministic=deterministic)
         return out.reshape((-1, *self.action_space.shape)).cpu().numpy()
 
-    def _act_single(self, player: _Player, slots: np.ndarray, obs_t: th.Tensor, deterministic: bool) -> np.ndarray:
+    def _act_single(
+        self, player: _Player, slots: np.ndarray, obs_t: th.Tensor, deterministic: bool, masks_t: th.Tensor | None = None
+    ) -> np.ndarray:
         """One forward for one player on its slots (non-standard architectures)."""
         policy = player.policy
         device = getattr(policy, "device", self.device)
@@ -654,6 +763,11 @@ class PlayerBank:
             c_all.index_copy_(0, idx, c.transpose(0, 1).to(self.device))
         else:
             dist = policy.get_distribution(obs_p)
+        if masks_t is not None:
+            try:
+                dist = _dist_with_masks(dist, _dist_logits(dist), masks_t.index_select(0, idx).to(device))
+            except (TypeError, AttributeError) as exc:
+                raise TypeError(f"player {player.player_id!r}: cannot apply action masks to its policy: {exc}") from None
         out = dist.get_actions(deterministic=deterministic).reshape((-1, *self.action_space.shape)).cpu().numpy()
         if isinstance(self.action_space, spaces.Box):
             if getattr(policy, "squash_output", False):

@@ -5,6 +5,20 @@ current learner weights (``LATEST``). Opponent actions for all slots come from o
 :class:`~sb3_selfplay.selfplay.players.PlayerBank` call per step (snapshots of one architecture
 stacked into one batched pass). When a game ends, its result goes to the pool's ledger (all
 games that end in a step in one transaction) and the slot draws its next opponent (and seat).
+
+Turn-based games (``game.turn_based``; see :mod:`sb3_selfplay.games.base`). The learner sees
+only its own turns: after its move, ``step()`` plays the opponents' moves inside (one batched
+:meth:`PlayerBank.act <sb3_selfplay.selfplay.players.PlayerBank.act>` and one
+``game.step(..., active=...)`` per round, over the envs where an opponent is to move, until the
+learner is to move again in every env), with the game's masks respected by bots and policies
+alike. Each seat's recurrent state advances only on its own turns (the learner's: it is only
+called on them; the opponents': the bank's ``active`` slots). The reward of a learner move is
+everything its seat receives until it moves again: a move that lets the opponent win is paid
+the loss. Rewards the seat receives in a new episode before its first move are added to that
+first move's reward. An episode that ends before the learner has moved in it at all (possible
+only in games where the opponent can finish it alone) is recorded in the ledger but not shown
+to the learner. ``action_masks()`` gives the learner's legal actions (sb3-contrib's layout, read
+by rollouts through ``get_action_masks(env)``).
 """
 
 from __future__ import annotations
@@ -19,7 +33,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from sb3_selfplay.games.base import TwoPlayerGame, outcome_winner
+from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size, outcome_winner
 from sb3_selfplay.games.bots import game_bots, game_name
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
@@ -30,6 +44,9 @@ __all__ = ["SelfPlayVecEnv", "opponent_kind"]
 _OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
 #: Redraws per slot before giving up on unloadable snapshots and playing the learner's weights.
 _MAX_REDRAWS = 8
+#: Opponent rounds within one learner step (turn-based games) before the game is declared stuck.
+_MAX_OPPONENT_ROUNDS = 10_000
+_MASKS_METHOD = "action_masks"
 
 
 def opponent_kind(opponent_id: str, bot_names: Collection[str]) -> str:
@@ -54,6 +71,9 @@ class SelfPlayVecEnv(VecEnv):
     finished envs carry ``terminal_observation``, ``TimeLimit.truncated``, ``episode``
     (``r``, ``l``, ``t``), ``selfplay`` (``opponent``, ``kind``, ``seat``, ``outcome``, ``score``) and the
     game's ``metrics`` and ``reward_components`` for the learner's seat.
+
+    For a turn-based game the learner acts only on its own turns (see the module docstring);
+    :meth:`action_masks` gives its legal actions (all True for a game without masks).
 
     The opponent mix is one validated value, :attr:`sampling` (an
     :class:`~sb3_selfplay.selfplay.sampling.OpponentSampling` built from the keyword arguments
@@ -148,6 +168,12 @@ class SelfPlayVecEnv(VecEnv):
         self._results: list[dict[str, Any]] = []
         self._arange = np.arange(n)
         self.learner_step = 0
+        self.turn_based = bool(getattr(game, "turn_based", False))
+        #: Whether the game reports action masks (then ``has_attr("action_masks")`` is True).
+        self.has_action_masks = self.turn_based or type(game).action_masks is not TwoPlayerGame.action_masks
+        self._mask_len = action_mask_size(game.action_space)
+        self._carry = np.zeros(n, np.float32)  # rewards before the learner's first move of an episode
+        self._moves = np.zeros(n, np.int64)  # learner moves in the current episode
         self.configure(mix)
         super().__init__(n, game.observation_space, game.action_space)
 
@@ -359,8 +385,28 @@ class SelfPlayVecEnv(VecEnv):
         self.bank.reset_slots(np.ones(self.num_envs, bool))
         self._assign(self._arange)
         self._obs = obs
+        self._carry[:] = 0.0
+        self._moves[:] = 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return obs[self._arange, self._seats].copy()
+        if self.turn_based:
+            matches: list[tuple] = []
+            self._play_opponents(np.zeros(self.num_envs, np.float32), np.ones(self.num_envs, bool), [], matches)
+            self._record(matches)
+        return self._obs[self._arange, self._seats].copy()
+
+    def action_masks(self) -> np.ndarray:
+        """
+        The learner's legal actions in every env, for its current turn (sb3-contrib's layout:
+        one entry per choice of each dimension; all True for a game without masks).
+
+        :return: Bool ``(num_envs, mask_len)``.
+        """
+        if self._mask_len is None:
+            raise AttributeError(f"SelfPlayVecEnv: no action masks for the action space {self.action_space}")
+        masks = self.game.action_masks() if self.has_action_masks else None
+        if masks is None:
+            return np.ones((self.num_envs, self._mask_len), bool)
+        return np.asarray(masks, dtype=bool)[self._arange, self._seats].reshape(self.num_envs, self._mask_len)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -368,9 +414,13 @@ class SelfPlayVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._obs is None or self._actions is None:
             raise RuntimeError("SelfPlayVecEnv: call reset() before step()")
+        if self.turn_based:
+            return self._step_turns()
         n, ar, seats = self.num_envs, self._arange, self._seats
         opp_obs = self._obs[ar, 1 - seats]
-        opp_actions = self.bank.act(opp_obs, self._opp_ids, self._opp_starts)
+        masks = self.game.action_masks() if self.has_action_masks else None
+        opp_masks = None if masks is None else np.asarray(masks, dtype=bool)[ar, 1 - seats]
+        opp_actions = self.bank.act(opp_obs, self._opp_ids, self._opp_starts, action_masks=opp_masks)
         act_space = self.action_space
         joint = np.empty((n, 2, *act_space.shape), dtype=opp_actions.dtype)
         joint[ar, seats] = self._actions.reshape((n, *act_space.shape))
@@ -383,11 +433,106 @@ class SelfPlayVecEnv(VecEnv):
         self.learner_step += n
         if dones.any():
             idx = np.flatnonzero(dones)
-            self._finish(idx, game_infos, infos, terminated, truncated)
+            matches: list[tuple] = []
+            self._finish(idx, game_infos, infos, terminated, truncated, matches)
+            self._record(matches)
             self.bank.reset_slots(dones)
             self._assign(idx)
         self._obs = obs
         return obs[ar, self._seats].copy(), learner_rewards, dones, infos
+
+    # ------------------------------------------------------------------ turn-based games
+    def _step_turns(self) -> VecEnvStepReturn:
+        """The learner's move in every env, then the opponents' moves until it is the learner's turn again."""
+        n, ar = self.num_envs, self._arange
+        seats = self._seats
+        learner = self._actions.reshape((n, *self.action_space.shape))
+        joint = np.empty((n, 2, *self.action_space.shape), dtype=learner.dtype)
+        joint[ar, seats] = learner
+        joint[ar, 1 - seats] = learner  # ignored: not that seat's turn
+        obs, rewards, terminated, truncated, game_infos = self.game.step(joint)
+        self.learner_step += n
+        self._moves += 1
+        learner_rewards = self._carry + rewards[ar, seats]
+        self._carry[:] = 0.0
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(n)]
+        matches: list[tuple] = []
+        self._obs = obs
+        if dones.any():
+            self._end_episodes(np.flatnonzero(dones), game_infos, infos, terminated, truncated, matches)
+        self._play_opponents(learner_rewards, dones, infos, matches)
+        self._record(matches)
+        return self._obs[ar, self._seats].copy(), learner_rewards.astype(np.float32), dones, infos
+
+    def _end_episodes(
+        self,
+        idx: np.ndarray,
+        game_infos: list[dict[str, Any]],
+        infos: list[dict[str, Any]],
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        matches: list[tuple],
+    ) -> None:
+        """Finish the episodes of the envs ``idx`` (infos, results), reset their opponents' memory, draw new opponents."""
+        self._finish(idx, game_infos, infos, terminated, truncated, matches)
+        mask = np.zeros(self.num_envs, bool)
+        mask[idx] = True
+        self.bank.reset_slots(mask)
+        self._assign(idx)
+        self._moves[idx] = 0
+
+    def _play_opponents(
+        self, learner_rewards: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]], matches: list[tuple]
+    ) -> None:
+        """
+        Play the opponents' moves until the learner is to move in every env (turn-based games).
+
+        Rewards of the learner's seat go to ``learner_rewards`` in envs whose episode goes on
+        (``done`` False), to the next first move's carry in envs that already restarted.
+        """
+        n, ar = self.num_envs, self._arange
+        game = self.game
+        for _ in range(_MAX_OPPONENT_ROUNDS):
+            seats = self._seats
+            waiting = game.to_play() != seats
+            if not waiting.any():
+                return
+            opp = 1 - seats
+            masks = game.action_masks()
+            opp_masks = None if masks is None else np.asarray(masks, dtype=bool)[ar, opp]
+            opp_actions = self.bank.act(
+                self._obs[ar, opp], self._opp_ids, self._opp_starts, action_masks=opp_masks, active=waiting
+            )
+            self._opp_starts[waiting] = False
+            joint = np.empty((n, 2, *self.action_space.shape), dtype=opp_actions.dtype)
+            joint[ar, opp] = opp_actions
+            joint[ar, seats] = opp_actions  # ignored: not that seat's turn
+            obs, rewards, terminated, truncated, game_infos = game.step(joint, active=waiting)
+            self._obs = obs
+            own = rewards[ar, seats]
+            learner_rewards += np.where(done, 0.0, own)
+            self._carry += np.where(done, own, 0.0)
+            ended = (terminated | truncated) & waiting
+            if not ended.any():
+                continue
+            shown = ended & ~done & (self._moves > 0)
+            if shown.any():  # the learner's last move led here
+                done |= shown
+                self._end_episodes(np.flatnonzero(shown), game_infos, infos, terminated, truncated, matches)
+            unseen = ended & ~shown
+            if unseen.any():  # ended before the learner moved in it: the ledger only
+                self._carry[unseen] = 0.0
+                self._end_episodes(np.flatnonzero(unseen), game_infos, [{} for _ in range(n)], terminated, truncated, matches)
+        raise RuntimeError(
+            f"SelfPlayVecEnv: game {game_name(game)!r} still has the opponent to move after "
+            f"{_MAX_OPPONENT_ROUNDS} rounds in one step"
+        )
+
+    def _record(self, matches: list[tuple]) -> None:
+        """Write the step's finished games to the ledger (one transaction)."""
+        if matches and self.record and self.pool is not None:
+            self.pool.record_matches(matches)
 
     def _finish(
         self,
@@ -396,10 +541,10 @@ class SelfPlayVecEnv(VecEnv):
         infos: list[dict[str, Any]],
         terminated: np.ndarray,
         truncated: np.ndarray,
+        matches: list[tuple],
     ) -> None:
-        """Build the learner's infos of finished envs and record their results in one transaction."""
+        """Build the learner's infos of finished envs and add their results to ``matches``."""
         now = time.time()
-        matches = []
         for i in idx.tolist():
             g = game_infos[i]
             seat = int(self._seats[i])
@@ -433,8 +578,6 @@ class SelfPlayVecEnv(VecEnv):
                 }
             )
             matches.append((LEARNER, opp, score, self.learner_step))
-        if self.record and self.pool is not None:
-            self.pool.record_matches(matches)
 
     def close(self) -> None:
         self.game.close()
@@ -456,9 +599,17 @@ class SelfPlayVecEnv(VecEnv):
         self._seeds = [seed + i for i in range(self.num_envs)]
         return self._seeds
 
+    def has_attr(self, attr_name: str) -> bool:
+        """Whether the game has the attribute; ``action_masks``: whether the game reports masks."""
+        if attr_name == _MASKS_METHOD:
+            return self.has_action_masks and self._mask_len is not None
+        return super().has_attr(attr_name)
+
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """An attribute of the game (shared by all envs); ``render_mode`` is ``"rgb_array"``."""
         n = len(list(self._get_indices(indices)))
+        if attr_name == _MASKS_METHOD:
+            return [self.action_masks] * n
         if attr_name == "render_mode" and not hasattr(self.game, "render_mode"):
             return ["rgb_array"] * n
         return [getattr(self.game, attr_name)] * n
@@ -475,9 +626,13 @@ class SelfPlayVecEnv(VecEnv):
         """
         Call a game method. Methods taking ``env_index`` (``render``, ``get_state``) run once per
         index; others (``set_params``, ...) run once and their result is repeated per index.
+        ``action_masks`` gives each env's row of :meth:`action_masks` (the learner's legal actions).
         """
-        method = getattr(self.game, method_name)
         idx = list(self._get_indices(indices))
+        if method_name == _MASKS_METHOD:
+            masks = self.action_masks()
+            return [masks[i] for i in idx]
+        method = getattr(self.game, method_name)
         try:
             per_env = "env_index" in inspect.signature(method).parameters
         except (TypeError, ValueError):
