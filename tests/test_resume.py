@@ -55,9 +55,9 @@ def test_sigkill_then_resume_loses_at_most_one_interval_and_no_match(tmp_path):
     assert max(m[3] for m in old_matches) - last <= SAVE + 4 * 8  # lost at most one interval (plus a rollout)
     assert (run / f"rl_model_curriculum_{last}_steps.json").exists()
 
-    out = subprocess.run([*TRAIN, "--env", "Duel-v0", "-i", str(run), "-n", "64", "--save-freq", str(SAVE),
-                          "--eval-freq", "-1", "--seed", "1", *TINY], cwd=tmp_path, env=ENV, capture_output=True,
-                         text=True, timeout=240)
+    out = subprocess.run([*TRAIN, "--env", "Duel-v0", "-i", str(run), "--trust-pickle", "-n", "64",
+                          "--save-freq", str(SAVE), "--eval-freq", "-1", "--seed", "1", *TINY], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr
     resumed = tmp_path / "logs" / "rppo" / "Duel-v0_2"
     model = RecurrentPPO.load(resumed / "Duel-v0.zip", device="cpu")

@@ -158,7 +158,8 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
             names = set(archive.namelist())
             if "policy.pth" not in names or "data" not in names:
                 missing = [n for n in ("data", "policy.pth") if n not in names]
-                raise ModelFileError(f"{path}: not a saved SB3 model (no {' or '.join(missing)} in the zip)")
+                raise ModelFileError(f"{path}: not a saved SB3 model (no {' or '.join(missing)} in the zip: "
+                                     "another kind of zip, or a truncated one)")
             raw = archive.read("data")
             weights = archive.read("policy.pth")
     except ModelFileError:

@@ -6,7 +6,11 @@
 (``python zoo_scripts/tournament.py ...`` and ``python -m sb3_selfplay tournament ...`` are the same.)
 
 Players: from ``--run`` the final and best models and the last ``--snapshots`` snapshots of its
-pool; ``--models`` files; ``--bots`` (default: all of the game's bots). Writes ``ratings.md``,
+pool (a corrupt snapshot is skipped with a warning); ``--models`` files; ``--bots`` (default: all
+of the game's bots). Model files are read without unpickling (weights with ``weights_only=True``,
+the policy rebuilt from the algorithm's policy class and the game's spaces); a file that can only
+be read by unpickling is refused unless ``--trust-pickle`` is given (SB3's loader then reads it;
+unpickling a file can run code in it). Writes ``ratings.md``,
 ``ratings.csv`` and ``ratings.png`` (Bradley-Terry ratings anchored at ``random`` = 1200, 95%
 bootstrap intervals) to ``--out`` (default ``<run>/tournament`` or ``tournament/``) and prints the
 table. A bad player, flag or game exits with status 2 and one line naming it.
@@ -26,6 +30,7 @@ import torch as th
 from sb3_selfplay.games import make_game
 from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, SnapshotError, ratings_table, run_tournament, tournament_report
+from sb3_selfplay.selfplay.model_files import load_play_policy
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import run_settings
@@ -80,9 +85,17 @@ def gather_players(
         algo = args.algo or run.parent.name
         if (run / env_id / "config.yml").is_file() and algo in ALGOS:
             params = dict(run_settings(run, env_id, algo).env_kwargs)
-        for label, file in (("final", run / f"{env_id}.zip"), ("best", run / "best_model.zip")):
-            if file.is_file():
-                players[label] = str(file)
+        files = [(label, f) for label, f in (("final", run / f"{env_id}.zip"), ("best", run / "best_model.zip"))
+                 if f.is_file()]
+        if files:  # the run's own models: of the run's algorithm and game (read without unpickling by default)
+            game = make_game(env_id, 1, **params)
+            try:
+                for label, file in files:
+                    players[label] = load_play_policy(
+                        file, game.observation_space, game.action_space, env_id=env_id, device=args.device,
+                        algorithm=ALGOS[algo].__name__ if algo in ALGOS else None, trust_pickle=args.trust_pickle)
+            finally:
+                game.close()
         if (run / "pool").is_dir() and args.snapshots > 0:
             pool = OpponentPool(run / "pool")
             for snap in pool.snapshot_ids()[-args.snapshots:]:
