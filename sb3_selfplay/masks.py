@@ -177,9 +177,16 @@ def _mask_rows(env: gym.Env | VecEnv) -> list[Any]:
 def read_action_masks(env: gym.Env | VecEnv, layout: MaskLayout) -> np.ndarray:
     """Every env's current masks via ``get_action_masks(env)``, checked (:func:`check_action_masks`).
 
+    A ``VecEnv`` that has an ``action_masks()`` method of its own (``SelfPlayVecEnv``; wrappers
+    such as ``VecNormalize`` forward it) answers for all its envs at once, ``(num_envs, size)``:
+    the same masks as ``get_action_masks`` without a list of per-env rows to stack.
+
     :return: bool ``(num_envs, layout.size)``
     """
     n_envs = env.num_envs if isinstance(env, VecEnv) else 1
+    batched = getattr(env, EXPECTED_METHOD_NAME, None) if isinstance(env, VecEnv) else None
+    if callable(batched):
+        return check_action_masks(batched(), layout, n_envs)
     try:
         masks = get_action_masks(env)
     except ValueError:  # np.stack refuses rows of different lengths: name the first bad env

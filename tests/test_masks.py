@@ -193,6 +193,26 @@ def test_masked_logits_get_zero_gradient(kind):
     assert (grad[th.as_tensor(~frozen)] != 0).float().mean() > 0.9
 
 
+def test_multibinary_bits_can_be_forced():
+    """MultiBinary(k): 2k entries as MaskablePPO's; SB3's one-logit Bernoulli head is forced by +/-1e8."""
+    space = spaces.MultiBinary(3)
+    dist_type = make_proba_distribution(space)
+    rng = np.random.default_rng(6)
+    masks = np.ones((4_000, 6), dtype=bool)
+    masks[np.arange(4_000)[:, None], 2 * np.arange(3) + rng.integers(2, size=(4_000, 3))] = rng.random((4_000, 3)) > 0.4
+    logits = th.randn(4_000, 3, generator=th.Generator().manual_seed(6), requires_grad=True)
+    dist = dist_type.proba_distribution(mask_logits(logits, th.as_tensor(masks), mask_layout(space, dist_type).n_binary_logits))
+    pairs = masks.reshape(-1, 3, 2)
+    for _ in range(25):  # 100k draws of each bit
+        bits = dist.sample().long().numpy()
+        assert np.take_along_axis(pairs, bits[..., None], axis=2).all()
+    p1 = th.sigmoid(logits.detach()).numpy()
+    want = np.where(pairs.all(-1), p1 * np.log(p1) + (1 - p1) * np.log(1 - p1), 0.0).sum(1)
+    np.testing.assert_allclose(dist.entropy().detach().numpy(), -want, atol=1e-5)
+    dist.entropy().sum().backward()
+    assert (logits.grad[th.as_tensor(~pairs.all(-1))] == 0).all()
+
+
 def test_half_precision_masks_stay_finite():
     space = spaces.MultiDiscrete([4, 3])
     masks = random_masks(space, np.random.default_rng(3), 64)
@@ -362,6 +382,30 @@ def test_action_masker_wrapper_is_read():
     model.learn(32)
     assert all(e.unwrapped.illegal == 0 for e in vec.envs)
     assert model.rollout_buffer.action_masks is not None
+
+
+class BatchedMaskVecEnv(DummyVecEnv):
+    """A VecEnv answering ``action_masks()`` for all its envs at once (as SelfPlayVecEnv does)."""
+
+    calls = 0
+
+    def action_masks(self) -> np.ndarray:
+        self.calls += 1
+        return np.stack([e.unwrapped.mask for e in self.envs])
+
+    def env_method(self, method_name, *args, **kwargs):
+        assert method_name != "action_masks", "the batched method is used instead"
+        return super().env_method(method_name, *args, **kwargs)
+
+
+@pytest.mark.parametrize("algo", ["rppo-lstm", "ppo"])
+def test_a_vecenv_with_its_own_action_masks_answers_for_all_envs(algo):
+    vec = BatchedMaskVecEnv([lambda i=i: RandomMaskEnv("hybrid", seed=i) for i in range(2)])
+    model = make_model(algo, vec)
+    model.learn(32)
+    assert vec.calls == 16 and all(e.unwrapped.illegal == 0 for e in vec.envs)
+    masks, _ = stored(model)
+    np.testing.assert_array_equal(masks[:, 1], np.stack([m for m, _ in vec.envs[1].unwrapped.history[-16:]]))
 
 
 @pytest.mark.parametrize("bad,match", [("length", "env 1 gave 4 entries, expected 5"),
