@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 import torch as th
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
+from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 from torch import nn
 
 from sb3_selfplay import PPO, RecurrentPPO
+from sb3_selfplay.masks import mask_layout, mask_logits
 from sb3_selfplay.export import (
     ExportError,
     ObsNormalization,
@@ -54,6 +56,7 @@ class Case:
     policy: str = "MlpLstmPolicy"
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     normalize: bool = False
+    masks: bool = False
 
 
 CASES = [
@@ -72,11 +75,38 @@ CASES = [
     Case("pendulum-lstm-box", "rppo", "Pendulum-v1", policy_kwargs=dict(rnn_type="lstm"), normalize=True),
     Case("duel-ppo-hybrid", "ppo", "Duel-v0", policy="HybridMlpPolicy", normalize=True),
     Case("cartpole-ppo", "ppo", "CartPole-v1", policy="MlpPolicy"),
+    # trained and exported with action masks: Connect Four's legal columns (int8 board observations),
+    # and random masks on Duel that also force buttons (MaskablePPO's flat layout: 9 + 2 * 3 entries)
+    Case("connect4-lstm-masks", "rppo", "ConnectFour-v0", policy_kwargs=dict(rnn_type="lstm"), masks=True),
+    Case("duel-gru-masks", "rppo", "Duel-v0", policy_kwargs=dict(rnn_type="gru", n_lstm_layers=2), masks=True,
+         normalize=True),
+    Case("duel-ppo-hybrid-masks", "ppo", "Duel-v0", policy="HybridMlpPolicy", masks=True),
+    Case("connect4-ppo-masks", "ppo", "ConnectFour-v0", policy="HybridMlpPolicy", masks=True),
 ]
 
 
+class RandomMasks(gym.Wrapper):
+    """Random legal-action masks (at least one legal choice per dimension) for an env without its own."""
+
+    def __init__(self, env: gym.Env, seed: int = 0) -> None:
+        super().__init__(env)
+        self.layout = mask_layout(env.action_space)
+        self.rng = np.random.default_rng(seed)
+
+    def action_masks(self) -> np.ndarray:
+        masks = self.rng.random(self.layout.size) < 0.6
+        masks[self.layout.starts + self.rng.integers(0, self.layout.dims)] = True
+        return masks
+
+
+def _make_env(case: Case, n_envs: int, seed: int) -> Any:
+    own_masks = case.env_id == "ConnectFour-v0"
+    wrapper = RandomMasks if case.masks and not own_masks else None
+    return make_vec_env(case.env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper)
+
+
 def _train(case: Case, seed: int = 0) -> tuple[Any, VecNormalize | None]:
-    venv = make_vec_env(case.env_id, n_envs=2, seed=seed)
+    venv = _make_env(case, n_envs=2, seed=seed)
     norm = VecNormalize(venv, norm_reward=False) if case.normalize else None
     kwargs: dict[str, Any] = dict(n_steps=32, batch_size=32, n_epochs=2, seed=seed)
     if case.algo == "rppo":
@@ -95,7 +125,8 @@ def exported(request, tmp_path_factory) -> dict[str, Any]:
     case: Case = request.param
     model, norm = _train(case)
     out = tmp_path_factory.mktemp(case.name)
-    sidecar = export_policy(model, out / "agent.onnx", out / "agent.pt", obs_normalization=norm)
+    sidecar = export_policy(model, out / "agent.onnx", out / "agent.pt", obs_normalization=norm,
+                            action_masks=case.masks)
     return {"case": case, "model": model, "norm": norm, "dir": out, "sidecar": sidecar}
 
 
@@ -121,15 +152,20 @@ class _Reference:
     def _keep_logits(self, _module: nn.Module, _inputs: Any, output: th.Tensor) -> None:
         self.logits = output.detach().clone()
 
-    def step(self, obs: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, RNNStates | None]:
+    def step(self, obs: np.ndarray, starts: np.ndarray, masks: np.ndarray | None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RNNStates | None]:
         obs_t, _ = self.policy.obs_to_tensor(obs)
+        kwargs = {} if masks is None else {"action_masks": masks}
         with th.no_grad():
             if self.recurrent:
                 actions, values, _, self.states = self.policy(
-                    obs_t, self.states, th.as_tensor(starts, dtype=th.float32), deterministic=True)
+                    obs_t, self.states, th.as_tensor(starts, dtype=th.float32), deterministic=True, **kwargs)
             else:
-                actions, values, _ = self.policy(obs_t, deterministic=True)
-        return actions.numpy(), self.logits.numpy(), values.numpy()[:, 0], self.states if self.recurrent else None
+                actions, values, _ = self.policy(obs_t, deterministic=True, **kwargs)
+        logits = self.logits
+        if masks is not None:  # the logits the masked distribution uses
+            logits = mask_logits(logits, th.as_tensor(masks), self.policy.action_mask_layout.n_binary_logits)
+        return actions.numpy(), logits.numpy(), values.numpy()[:, 0], self.states if self.recurrent else None
 
 
 def _run_parity(exp: dict[str, Any], batch: int) -> None:
@@ -139,7 +175,7 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
     out_names = [s["name"] for s in sidecar["outputs"]]
     session = _session(folder / "agent.onnx")
     scripted = th.jit.load(str(folder / "agent.pt"))
-    env = make_vec_env(case.env_id, n_envs=batch, seed=123)
+    env = _make_env(case, n_envs=batch, seed=123)
     raw = env.reset()
     starts = np.ones(batch, dtype=bool)
     reference = _Reference(model, batch)
@@ -149,17 +185,24 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
         carried[runtime] = {s["input"]: np.zeros([batch, *s["shape"][1:]], np.float32) for s in sidecar["state"]}
     n_starts = 0
     ties = {"onnx": 0, "torchscript": 0}
-    decisions = 0
+    decisions = overruled = 0
     for t in range(N_STEPS):
         # forced episode starts (the env keeps going): every env restarts its state a few times
         starts = starts | (((t + 41 * np.arange(batch)) % 120) == 0) & (t > 0)
         n_starts += int(starts.sum())
         obs = norm.normalize_obs(raw) if norm is not None else raw
-        action, predict_state = model.predict(obs, state=predict_state, episode_start=starts, deterministic=True)
-        ref_action, ref_logits, ref_value, ref_states = reference.step(obs, starts)
+        masks = get_action_masks(env) if case.masks else None
+        action, predict_state = model.predict(obs, state=predict_state, episode_start=starts, deterministic=True,
+                                              **({} if masks is None else {"action_masks": masks}))
+        ref_action, ref_logits, ref_value, ref_states = reference.step(obs, starts, masks)
+        if masks is not None:  # how often the masks overrule the unmasked first choice
+            first = np.asarray(ref_action).reshape(batch, -1)[:, 0]
+            n_first = int(masks.shape[1] if sidecar["action_layout"]["kind"] == "discrete"
+                          else sidecar["action_layout"]["n_categorical"])
+            overruled += int((reference.logits.numpy()[:, :n_first].argmax(1) != first).sum())
         for runtime in ("onnx", "torchscript"):
             feed = {"obs": raw.astype(np.float32) if raw.dtype == np.float64 else raw,
-                    "episode_start": starts.astype(np.float32), **carried[runtime]}
+                    "episode_start": starts.astype(np.float32), "action_masks": masks, **carried[runtime]}
             feed = {name: feed[name] for name in in_names}
             if runtime == "onnx":
                 got = dict(zip(out_names, session.run(None, feed), strict=True))
@@ -194,6 +237,8 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
         starts = dones.astype(bool)
     env.close()
     assert n_starts >= 3 * batch + 1  # the first step, and at least 3 more per env
+    if case.masks and case.env_id == "Duel-v0":
+        assert overruled > N_STEPS * batch // 10  # the masks mattered
     for runtime, count in ties.items():  # a float tie is rare: not a way for wrong actions to pass
         assert count <= max(1, decisions // 1000), (runtime, count, decisions)
 

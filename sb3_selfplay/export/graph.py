@@ -37,7 +37,8 @@ from stable_baselines3.common.distributions import (
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from sb3_selfplay.distributions import HUGE_NEG, CategoricalBernoulliDistribution
+from sb3_selfplay.distributions import CategoricalBernoulliDistribution
+from sb3_selfplay.masks import mask_layout, mask_logits
 from sb3_selfplay.rnn import rnn_type_of
 
 __all__ = [
@@ -166,13 +167,16 @@ def action_kind(policy: ActorCriticPolicy) -> str:
                       f"(supported: {', '.join(d.__name__ for d in _SUPPORTED_DISTRIBUTIONS)})")
 
 
+_INTEGER_DTYPES = {np.dtype(np.int8): th.int8, np.dtype(np.uint8): th.uint8, np.dtype(np.int16): th.int16,
+                   np.dtype(np.int32): th.int32, np.dtype(np.int64): th.int64, np.dtype(np.bool_): th.bool}
+
+
 def _obs_input_dtype(space: spaces.Space) -> th.dtype:
+    """The graph input's dtype: the env's own for integer observations, float32 for float ones."""
     if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
         return th.int64
-    if isinstance(space, spaces.Box) and space.dtype == np.uint8:
-        return th.uint8
     if isinstance(space, (spaces.Box, spaces.MultiBinary)):
-        return th.float32
+        return _INTEGER_DTYPES.get(np.dtype(space.dtype), th.float32)
     raise ExportError(f"export: observation space {type(space).__name__} is not supported "
                       "(supported: Box, Discrete, MultiDiscrete, MultiBinary and a Dict of them)")
 
@@ -185,7 +189,8 @@ def _obs_shape(space: spaces.Space) -> tuple[int, ...]:
     return tuple(int(n) for n in space.shape)
 
 
-_DTYPE_NAMES = {th.float32: "float32", th.int64: "int64", th.uint8: "uint8", th.bool: "bool"}
+_DTYPE_NAMES = {th.float32: "float32", th.int64: "int64", th.int32: "int32", th.int16: "int16", th.int8: "int8",
+                th.uint8: "uint8", th.bool: "bool"}
 
 
 class ActingStep(nn.Module):
@@ -232,6 +237,11 @@ class ActingStep(nn.Module):
                 self._norm_keys.append(key)
         action_space = policy.action_space
         self._layout = self._action_layout(action_space)
+        if self.masked:
+            try:
+                self._masks = mask_layout(action_space, policy.action_dist)
+            except ValueError:
+                raise ExportError(f"export: action masks are not supported for {self.kind} actions") from None
         if self.kind == "box":
             low = th.as_tensor(np.asarray(action_space.low, dtype=np.float32))
             high = th.as_tensor(np.asarray(action_space.high, dtype=np.float32))
@@ -261,26 +271,26 @@ class ActingStep(nn.Module):
         if self.kind == "hybrid":
             n_cat, n_bern = dist.n_categorical, dist.n_bernoulli
             return {"kind": "hybrid", "n_logits": n_cat + n_bern, "action_shape": [1 + n_bern], "action_dtype": "int64",
-                    "mask_size": n_cat, "n_categorical": n_cat, "n_bernoulli": n_bern,
+                    "n_categorical": n_cat, "n_bernoulli": n_bern,
                     "logits": {"categorical": [0, n_cat], "bernoulli": [n_cat, n_cat + n_bern]},
                     "action": "[argmax of the categorical logits, then one 0/1 per button: 1 iff its logit > 0]"}
         if self.kind == "discrete":
             n = int(space.n)
-            return {"kind": "discrete", "n_logits": n, "action_shape": [], "action_dtype": "int64", "mask_size": n,
+            return {"kind": "discrete", "n_logits": n, "action_shape": [], "action_dtype": "int64",
                     "action": "argmax of the logits"}
         if self.kind == "multidiscrete":
             nvec = [int(n) for n in space.nvec]
             return {"kind": "multidiscrete", "n_logits": sum(nvec), "action_shape": [len(nvec)],
-                    "action_dtype": "int64", "mask_size": sum(nvec), "nvec": nvec,
+                    "action_dtype": "int64", "nvec": nvec,
                     "action": "argmax of each consecutive slice of nvec[i] logits"}
         if self.kind == "multibinary":
             n = int(np.prod(space.shape))
             return {"kind": "multibinary", "n_logits": n, "action_shape": [n], "action_dtype": "float32",
-                    "mask_size": None, "action": "round(sigmoid(logit)) per button"}
+                    "action": "round(sigmoid(logit)) per button"}
         shape = [int(n) for n in space.shape]
         squash = bool(self.policy.squash_output)
         return {"kind": "box", "n_logits": int(np.prod(shape)), "action_shape": shape, "action_dtype": "float32",
-                "mask_size": None, "squash_output": squash,
+                "squash_output": squash,
                 "action": ("low + (tanh(mean) + 1) / 2 * (high - low)" if squash else "clip(mean, low, high)")}
 
     def _signature(self) -> tuple[list[TensorSpec], list[TensorSpec], list[StateSpec]]:
@@ -301,15 +311,15 @@ class ActingStep(nn.Module):
                                              f"{'hidden' if part == 'h' else 'cell'} state of the {role} core"))
         layout = self._layout
         if self.masked:
-            if layout["mask_size"] is None:
-                raise ExportError(f"export: action masks are not supported for {layout['kind']} actions")
-            inputs.append(TensorSpec("action_masks", ("batch", layout["mask_size"]), "bool",
-                                     "True where the action is allowed"))
+            inputs.append(TensorSpec("action_masks", ("batch", self._masks.size), "bool",
+                                     "True where the choice is legal: one entry per choice of each action "
+                                     "dimension, dimensions one after the other (sb3-contrib MaskablePPO's layout)"))
         logits_name = "mean" if self.kind == "box" else "logits"
         outputs = [
             TensorSpec("action", ("batch", *layout["action_shape"]), layout["action_dtype"], "deterministic action"),
             TensorSpec(logits_name, ("batch", layout["n_logits"]), "float32",
-                       "Gaussian mean" if self.kind == "box" else "action logits (masked ones set to -1e8)"),
+                       "Gaussian mean" if self.kind == "box" else
+                       "action logits (a masked choice's is -1e8, a forced button's -/+1e8)"),
             TensorSpec("value", ("batch",), "float32", "critic value"),
         ]
         outputs += [TensorSpec(s.output, s.shape, s.dtype, f"next value of {s.input}") for s in states]
@@ -336,8 +346,12 @@ class ActingStep(nn.Module):
             out.append((th.arange(batch) % 2 == 0).float())
             for spec in self.state:
                 out.append(th.randn((batch, *spec.shape[1:]), generator=gen))
-        if self.masked:
-            out.append(th.ones(batch, self._layout["mask_size"], dtype=th.bool))
+        if self.masked:  # random masks with at least one legal choice per dimension
+            masks = th.rand(batch, self._masks.size, generator=gen) < 0.5
+            starts = th.as_tensor(self._masks.starts, dtype=th.int64)
+            dims = th.as_tensor(self._masks.dims, dtype=th.int64)
+            pick = starts + (th.rand(batch, len(dims), generator=gen) * dims).long()
+            out.append(masks.scatter(1, pick, True))
         return tuple(out)
 
     # ------------------------------------------------------------------ computation
@@ -397,12 +411,9 @@ class ActingStep(nn.Module):
         return out
 
     def _apply_masks(self, logits: th.Tensor, masks: th.Tensor) -> th.Tensor:
-        neg = th.tensor(HUGE_NEG, dtype=logits.dtype)
-        if self.kind == "hybrid":
-            n_cat = self._layout["n_categorical"]
-            cat = th.where(masks, logits[:, :n_cat], neg)
-            return th.cat([cat, logits[:, n_cat:]], dim=1)
-        return th.where(masks, logits, neg)
+        """The core's own masking (:func:`sb3_selfplay.masks.mask_logits`): a masked choice's logit
+        becomes -1e8, a forced single-logit button's -/+1e8."""
+        return mask_logits(logits, masks, self._masks.n_binary_logits)
 
     def _mode(self, logits: th.Tensor) -> th.Tensor:
         kind = self.kind
@@ -438,8 +449,8 @@ class ActingStep(nn.Module):
             "state": [s.as_dict() for s in self.state],
             "recurrent": recurrent,
             "action_layout": self._layout,
-            "action_masks": ({"input": "action_masks", "size": self._layout["mask_size"], "dtype": "bool",
-                              "allowed": True} if self.masked else None),
+            "action_masks": ({"input": "action_masks", "size": self._masks.size, "dims": list(self._masks.dims),
+                              "dtype": "bool", "legal": True} if self.masked else None),
             "obs_normalization": self.normalization.describe() if self.normalization else None,
         }
 
