@@ -50,7 +50,7 @@ def test_sigkill_then_resume_loses_at_most_one_interval_and_no_match(tmp_path):
     last = checkpoints(run)[-1]
     with OpponentPool(run / "pool") as pool:
         old_matches = [m[:4] for m in pool.matches()]
-        old_snapshots = pool.snapshot_ids()
+        old_snapshots = {s: pool.snapshot_info(s).learner_step for s in pool.snapshot_ids()}
     assert old_matches, "the killed run recorded no game"
     assert max(m[3] for m in old_matches) - last <= SAVE + 4 * 8  # lost at most one interval (plus a rollout)
     assert (run / f"rl_model_curriculum_{last}_steps.json").exists()
@@ -64,9 +64,13 @@ def test_sigkill_then_resume_loses_at_most_one_interval_and_no_match(tmp_path):
     assert model.num_timesteps >= last + 64
     with OpponentPool(resumed / "pool") as pool:
         new_matches = [m[:4] for m in pool.matches()]
-        assert new_matches[: len(old_matches)] == old_matches  # every recorded match kept, in order
-        assert len(new_matches) > len(old_matches)
-        assert set(old_snapshots) <= set(pool.snapshot_ids())
+        # the checkpoint's pool: every match and snapshot up to its step, in order; later ones were
+        # played by weights that the kill lost, so they stay behind
+        kept = [m for m in old_matches if m[3] <= last]
+        assert kept and new_matches[: len(kept)] == kept
+        assert len(new_matches) > len(kept) and all(m[3] > last for m in new_matches[len(kept):])
+        assert {s for s, step in old_snapshots.items() if step <= last} <= set(pool.snapshot_ids())
+        assert not {s for s, step in old_snapshots.items() if step > last} & set(pool.snapshot_ids())
     state = json.loads((resumed / "Duel-v0" / "curriculum.json").read_text())
     assert set(state["lesson"]) == {"shaping", "selfplay.opponents", "selfplay.latest_ratio"}
 
