@@ -22,7 +22,8 @@ from sb3_selfplay.selfplay import serialization
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.ratings import fit_bradley_terry, update_elo
 from sb3_selfplay.selfplay.sampling import LATEST
-from sb3_selfplay.selfplay.serialization import SerializationError, decode, dumps, encode, loads
+from sb3_selfplay.selfplay.registry import register_kwarg_class, register_policy_class
+from sb3_selfplay.selfplay.serialization import SerializationError, decode, dumps, encode, import_dotted, loads
 
 OBS = spaces.Box(-1, 1, (4,))
 ACT = spaces.Discrete(3)
@@ -88,6 +89,7 @@ def test_hybrid_space_round_trip():
 
 
 def test_kwargs_round_trip():
+    register_kwarg_class(th.nn.functional.relu)  # functions travel too, once registered
     kwargs = {
         "net_arch": {"pi": [64, 64], "vf": [32]},
         "activation_fn": nn.ReLU,
@@ -108,17 +110,34 @@ def test_kwargs_round_trip():
     assert isinstance(back["shape"], tuple) and isinstance(back["optimizer_kwargs"]["betas"], tuple)
 
 
-def test_allow_list_rejects_untrusted_imports():
-    with pytest.raises(SerializationError, match="not under an allowed module prefix"):
-        decode({"__class__": "os.system"})
-    with pytest.raises(SerializationError, match="untrusted module"):
-        decode({"__class__": "torch.os.system"})  # re-export escaping the prefix
-    with pytest.raises(SerializationError, match="allowed"):
-        decode({"__class__": "torchvision_evil.Thing"})
-    # Trusting a prefix explicitly works.
-    assert decode({"__class__": "json.decoder.JSONDecoder"}, allowed_prefixes=["json"]) is json.decoder.JSONDecoder
+def test_decoding_takes_classes_only_from_the_registry():
+    for path in ("os.system", "torch.os.system", "torch.load", "torchvision_evil.Thing", "builtins.eval"):
+        with pytest.raises(SerializationError, match="not a registered kwarg class"):
+            decode({"__class__": path})
+    # Module prefixes no longer make a class trusted.
+    with pytest.warns(DeprecationWarning), pytest.raises(SerializationError, match="not a registered"):
+        decode({"__class__": "json.decoder.JSONDecoder"}, allowed_prefixes=["json"])
+    assert decode({"__class__": "torch.nn.modules.activation.ReLU"}) is nn.ReLU  # old ledgers' dotted paths
+    assert register_kwarg_class(json.decoder.JSONDecoder, name="test_pool.JSONDecoder") == "test_pool.JSONDecoder"
+    assert decode({"__class__": "test_pool.JSONDecoder"}) is json.decoder.JSONDecoder
+    assert encode(json.decoder.JSONDecoder) == {"__class__": "test_pool.JSONDecoder"}
     with pytest.raises(SerializationError, match="unknown encoded object"):
         decode({"__eval__": "1+1"})
+    with pytest.raises(SerializationError, match="dtype"):
+        decode({"__ndarray__": [1], "dtype": "|O", "shape": [1]})
+    with pytest.raises(SerializationError, match="malformed"):
+        decode({"__space__": "Box", "low": 3})
+    with pytest.raises(SerializationError, match="strict JSON"):
+        loads('{"x": NaN}')
+
+
+def test_import_dotted_keeps_its_allow_list():
+    """For names a user writes in YAML (``--allow-import``), not for pool data."""
+    with pytest.raises(SerializationError, match="not under an allowed module prefix"):
+        import_dotted("os.system")
+    with pytest.raises(SerializationError, match="untrusted module"):
+        import_dotted("torch.os.system")  # re-export escaping the prefix
+    assert import_dotted("json.decoder.JSONDecoder", allowed_prefixes=["json"]) is json.decoder.JSONDecoder
 
 
 def test_unencodable_values_are_named():
@@ -160,12 +179,18 @@ class TinyNet(nn.Module):
         self.net = nn.Sequential(nn.Linear(n_in, n_out), activation())
 
 
-def test_custom_module_needs_trusted_prefix(tmp_path):
+def test_custom_module_needs_registering(tmp_path):
     net = TinyNet(3, 2, nn.ReLU)
-    with pytest.raises(SerializationError, match="allowed_prefixes"):
+    with pytest.raises(ValueError, match="register_policy_class"):
         OpponentPool(tmp_path / "a").add_snapshot(net, 0)
-    pool = OpponentPool(tmp_path / "b", allowed_prefixes=[TinyNet.__module__])
+    with pytest.warns(DeprecationWarning, match="allowed_prefixes"):
+        OpponentPool(tmp_path / "b", allowed_prefixes=[TinyNet.__module__])  # prefixes no longer trust code
+    assert register_policy_class(TinyNet) == "TinyNet" == register_policy_class(TinyNet)  # idempotent
+    with pytest.raises(ValueError, match="taken"):
+        register_policy_class(type("TinyNet", (nn.Module,), {}))
+    pool = OpponentPool(tmp_path / "c")
     sid = pool.add_snapshot(net, 0)
+    assert pool.snapshot_info(sid).policy_class == "TinyNet"
     assert_same_weights(net, pool.load_policy(sid))
 
 
@@ -368,7 +393,8 @@ def test_two_processes_write_one_pool(tmp_path):
         assert proc.stdout.readline().startswith("child 0"), "child did not start writing"
         for i in range(n):
             pool.record_match("learner", "bot", float(i % 2), learner_step=1000 + i)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        out = proc.stdout.read()  # not communicate(timeout=...): it would skip the lines readline() buffered
     finally:
         if proc.poll() is None:
             proc.kill()

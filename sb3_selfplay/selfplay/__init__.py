@@ -3,15 +3,19 @@ opponent bank, the learner's SelfPlayVecEnv, evaluation games and tournaments. (
 callbacks, ``SelfPlayCallback`` among them, live in :mod:`sb3_selfplay.callbacks`.)"""
 
 from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
+from sb3_selfplay.selfplay.maintenance import RepairReport, copy_pool, repair_pool
 from sb3_selfplay.selfplay.pool import (
     LEARNER,
+    LedgerError,
     MatchRecord,
     OpponentPool,
+    PoolError,
     SnapshotError,
     SnapshotInfo,
     policy_constructor_kwargs,
 )
 from sb3_selfplay.selfplay.ratings import BTResult, expected_score, fit_bradley_terry, update_elo
+from sb3_selfplay.selfplay.registry import register_kwarg_class, register_policy_class, registered_policy_classes
 from sb3_selfplay.selfplay.report import plot_ratings, ratings_table
 from sb3_selfplay.selfplay.sampling import LATEST, OPPONENT_SAMPLERS, get_sampler, sample_opponents
 from sb3_selfplay.selfplay.serialization import (
@@ -30,14 +34,18 @@ __all__ = [
     "LEARNER",
     "OPPONENT_SAMPLERS",
     "BTResult",
+    "LedgerError",
     "MatchRecord",
     "OpponentPool",
     "PlayerBank",
+    "PoolError",
+    "RepairReport",
     "SelfPlayVecEnv",
     "SerializationError",
     "SnapshotError",
     "SnapshotInfo",
     "actor_signature",
+    "copy_pool",
     "decode",
     "encode",
     "expected_score",
@@ -48,6 +56,10 @@ __all__ = [
     "plot_ratings",
     "policy_constructor_kwargs",
     "ratings_table",
+    "register_kwarg_class",
+    "register_policy_class",
+    "registered_policy_classes",
+    "repair_pool",
     "run_tournament",
     "sample_opponents",
     "tournament_report",

@@ -1,10 +1,15 @@
 """JSON-safe encoding of policy constructor kwargs, so a snapshot never needs pickle.
 
 A snapshot is weights (``torch.save`` of a state dict, loaded with ``weights_only=True``) plus
-the policy class and the kwargs to rebuild it. Those kwargs hold gymnasium spaces, classes
-(activation, optimizer, features extractor) and plain data; this module turns them into JSON
-and back. Classes and functions travel as dotted paths and are imported again only from an
-allow-list of module prefixes, so a tampered ledger cannot make us import arbitrary code.
+the registry name of its policy class and the kwargs to rebuild it. Those kwargs hold gymnasium
+spaces, classes (activation, optimizer, features extractor) and plain data; this module turns
+them into strict JSON and back. Classes travel as registry names and come back only from the
+registry (:mod:`sb3_selfplay.selfplay.registry`): decoding never imports anything, so a tampered
+ledger cannot name arbitrary code.
+
+:func:`import_dotted` (an allow-list of module prefixes) is for names a user writes in their own
+YAML file (``policy: my_pkg.MyPolicy`` with ``--allow-import my_pkg``), never for data read
+from a pool.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import importlib
 import inspect
 import json
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+
+from sb3_selfplay.selfplay.registry import kwarg_class_name, lookup_kwarg_class
 
 __all__ = [
     "DEFAULT_ALLOWED_PREFIXES",
@@ -31,7 +39,7 @@ __all__ = [
     "qualified_name",
 ]
 
-#: Module prefixes from which classes and functions may be imported when decoding.
+#: Module prefixes from which :func:`import_dotted` may import (YAML names; decoding never imports).
 DEFAULT_ALLOWED_PREFIXES: tuple[str, ...] = ("torch.", "stable_baselines3.", "sb3_contrib.", "sb3_selfplay.")
 
 _TAG = "__"  # keys of encoded objects start with this; plain dicts with such keys are escaped
@@ -121,6 +129,8 @@ def _encode_array(arr: np.ndarray) -> dict[str, Any]:
 
 def _decode_array(obj: dict[str, Any]) -> np.ndarray:
     dtype = np.dtype(obj["dtype"])
+    if dtype.kind not in "biuf":
+        raise SerializationError(f"cannot decode arrays of dtype {dtype}")
     values = obj["__ndarray__"]
     if dtype.kind == "f":
         values = [float(v) for v in values]  # float("inf") parses the strings back
@@ -157,7 +167,7 @@ def _encode_space(space: spaces.Space, path: str) -> dict[str, Any]:
     raise SerializationError(f"{path}: cannot encode space {space!r} (type {type(space).__name__})")
 
 
-def _decode_space(obj: dict[str, Any], allowed: tuple[str, ...]) -> spaces.Space:
+def _decode_space(obj: dict[str, Any]) -> spaces.Space:
     kind = obj["__space__"]
     if kind == "Hybrid":
         try:
@@ -176,9 +186,9 @@ def _decode_space(obj: dict[str, Any], allowed: tuple[str, ...]) -> spaces.Space
     if kind == "MultiBinary":
         return spaces.MultiBinary(obj["n"])
     if kind == "Dict":
-        return spaces.Dict({k: _decode(v, allowed) for k, v in obj["spaces"]})
+        return spaces.Dict({k: _decode(v) for k, v in obj["spaces"]})
     if kind == "Tuple":
-        return spaces.Tuple(tuple(_decode(v, allowed) for v in obj["spaces"]))
+        return spaces.Tuple(tuple(_decode(v) for v in obj["spaces"]))
     raise SerializationError(f"unknown encoded space kind {kind!r}")
 
 
@@ -213,29 +223,34 @@ def _encode(value: Any, path: str) -> Any:
         return {"__dict__": [[_encode(k, f"{path}.key"), _encode(v, f"{path}[{k!r}]")] for k, v in value.items()]}
     if isinstance(value, type) or inspect.isroutine(value):
         try:
-            return {"__class__": qualified_name(value)}
-        except SerializationError as exc:
+            return {"__class__": kwarg_class_name(value)}
+        except ValueError as exc:
             raise SerializationError(f"{path}: {exc}") from None
     raise SerializationError(f"{path}: cannot encode {value!r} of type {type(value).__name__} as JSON")
 
 
-def _decode(value: Any, allowed: tuple[str, ...]) -> Any:
+def _decode(value: Any) -> Any:
     if isinstance(value, list):
-        return [_decode(v, allowed) for v in value]
+        return [_decode(v) for v in value]
     if not isinstance(value, dict):
         return value
     if "__class__" in value:
-        return import_dotted(value["__class__"], allowed)
+        try:
+            return lookup_kwarg_class(value["__class__"])
+        except KeyError:
+            raise SerializationError(
+                f"refusing class {value['__class__']!r}: not a registered kwarg class (register_kwarg_class)"
+            ) from None
     if "__space__" in value:
-        return _decode_space(value, allowed)
+        return _decode_space(value)
     if "__ndarray__" in value:
         return _decode_array(value)
     if "__float__" in value:
         return float(value["__float__"])
     if "__tuple__" in value:
-        return tuple(_decode(v, allowed) for v in value["__tuple__"])
+        return tuple(_decode(v) for v in value["__tuple__"])
     if "__dict__" in value:
-        return {_decode(k, allowed): _decode(v, allowed) for k, v in value["__dict__"]}
+        return {_decode(k): _decode(v) for k, v in value["__dict__"]}
     if "__np_dtype__" in value:
         return np.dtype(value["__np_dtype__"])
     if "__torch_dtype__" in value:
@@ -248,7 +263,7 @@ def _decode(value: Any, allowed: tuple[str, ...]) -> Any:
     tags = [k for k in value if k.startswith(_TAG)]
     if tags:
         raise SerializationError(f"unknown encoded object with keys {tags}")
-    return {k: _decode(v, allowed) for k, v in value.items()}
+    return {k: _decode(v) for k, v in value.items()}
 
 
 def encode(value: Any) -> Any:
@@ -261,12 +276,21 @@ def encode(value: Any) -> Any:
 
 def decode(data: Any, allowed_prefixes: Iterable[str] = ()) -> Any:
     """
-    Inverse of :func:`encode`.
+    Inverse of :func:`encode`; classes come only from the registry.
 
     :param data: Output of :func:`encode` (after a JSON round trip or not).
-    :param allowed_prefixes: Module prefixes trusted on top of :data:`DEFAULT_ALLOWED_PREFIXES`.
+    :param allowed_prefixes: Deprecated and ignored: module prefixes no longer make a class
+        trusted; register it (``register_kwarg_class``) instead.
     """
-    return _decode(data, tuple(_normalise_prefix(p) for p in allowed_prefixes))
+    if tuple(allowed_prefixes):
+        warnings.warn("decode(allowed_prefixes=...) is ignored: classes come only from the registry "
+                      "(register_kwarg_class)", DeprecationWarning, stacklevel=2)
+    try:
+        return _decode(data)
+    except SerializationError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a malformed encoded object
+        raise SerializationError(f"malformed encoded value ({type(exc).__name__}: {exc})") from None
 
 
 def dumps(value: Any) -> str:
@@ -274,6 +298,22 @@ def dumps(value: Any) -> str:
     return json.dumps(encode(value), allow_nan=False, sort_keys=False)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise SerializationError(f"{name} is not strict JSON")
+
+
 def loads(text: str, allowed_prefixes: Iterable[str] = ()) -> Any:
-    """Parse a :func:`dumps` string and :func:`decode` it."""
-    return decode(json.loads(text), allowed_prefixes)
+    """
+    Parse a strict JSON string (no ``NaN``/``Infinity`` literals) from :func:`dumps` and :func:`decode` it.
+
+    :param text: The JSON text.
+    :param allowed_prefixes: Deprecated and ignored (see :func:`decode`).
+    :raises SerializationError: not strict JSON, or an encoded value that may not be decoded.
+    """
+    if not isinstance(text, str):
+        raise SerializationError(f"expected JSON text, got {type(text).__name__}")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise SerializationError(f"not JSON ({exc})") from None
+    return decode(data, allowed_prefixes)

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "tournament": "round-robin tournament of models, snapshots and bots -> Bradley-Terry ratings",
     "replay": "render a replay file as a standalone HTML player and/or an animated GIF",
     "plot": "plot a run: learning curve, Elo, win rates, reward components",
+    "export": "export an agent as ONNX/TorchScript: state as inputs and outputs, VecNormalize folded in",
+    "pool": "check a run's opponent pool, or repair a damaged ledger from its snapshot files",
 }
 """Command name -> one-line summary; the code is ``sb3_selfplay.zoo.commands.<name>``."""
 

@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pickle
 import re
 import shlex
 import shutil
-import sqlite3
 import sys
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sb3_selfplay.selfplay.maintenance import copy_pool as carry_pool
 from sb3_selfplay.zoo.config import _plain, load_hyperparams, settings_to_section
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
 
@@ -174,22 +177,35 @@ def checkpoint_files(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def copy_pool(src: Path, dst: Path) -> None:
-    """Copy an opponent pool: snapshot files, and the ledger through SQLite's backup (committed WAL data included)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    if (src / "snapshots").is_dir():
-        shutil.copytree(src / "snapshots", dst / "snapshots", dirs_exist_ok=True)
-    ledger = src / "ledger.sqlite"
-    if ledger.exists():
-        with sqlite3.connect(ledger) as source, sqlite3.connect(dst / "ledger.sqlite") as target:
-            source.backup(target)
+def copy_pool(src: Path, dst: Path, up_to_step: int | None = None) -> None:
+    """
+    Carry an opponent pool into a new run: the ledger (SQLite's backup, committed WAL data
+    included) up to ``up_to_step`` and the snapshot files its rows name, hard-linked where
+    possible (see :func:`sb3_selfplay.selfplay.maintenance.copy_pool`). The source is only read.
+
+    :param src: The pool folder to copy (a damaged ledger is a one-line ``LedgerError``).
+    :param dst: The new pool folder.
+    :param up_to_step: Learner step of the checkpoint continued from (None: everything).
+    """
+    carry_pool(src, dst, up_to_step=up_to_step)
 
 
 def copy_run_state(agent: TrainedAgent, run_dir: Path) -> None:
-    """Carry the pool (snapshots, ratings, every match) and the replays of the run ``-i`` continues."""
+    """
+    Carry what the model ``-i`` continues from needs: the pool as it was at the model's step
+    (its ``num_timesteps``, read from the zip's JSON ``data`` without unpickling, else the
+    checkpoint's name; snapshots and matches after it stay behind, ratings are replayed) and the replays.
+    """
     if agent.run_dir is None:
         return
     if (agent.run_dir / "pool").is_dir():
-        copy_pool(agent.run_dir / "pool", run_dir / "pool")
+        step = None
+        with contextlib.suppress(OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+            with zipfile.ZipFile(agent.model) as archive:
+                steps = json.loads(archive.read("data")).get("num_timesteps")
+            step = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0 else None
+        if step is None and (match := _CHECKPOINT.match(agent.model.name)):
+            step = int(match.group(1))
+        copy_pool(agent.run_dir / "pool", run_dir / "pool", up_to_step=step)
     if (agent.run_dir / "replays").is_dir():
         shutil.copytree(agent.run_dir / "replays", run_dir / "replays", dirs_exist_ok=True)
