@@ -178,6 +178,17 @@ def test_pickles_the_policy_does_not_need_are_never_loaded(logs, tmp_path, capsy
     assert not marker.exists()
 
 
+def test_vecnormalize_pickle_payload_never_runs(own_logs, tmp_path, capsys):
+    marker = tmp_path / "ran.txt"
+    stats = own_logs / "rppo" / "Duel-v0_1" / "Duel-v0" / "vecnormalize.pkl"
+    stats.write_bytes(pickle.dumps(_Payload(marker)))
+    assert enjoy.main(prog="enjoy", argv=["--env", "Duel-v0", "-f", str(own_logs), "--opponent", "random",
+                                          "--games", "2", "--num-threads", "1"]) == 2
+    line = one_error_line(capsys, "enjoy")
+    assert str(stats) in line and "allow-list" in line and "--trust-pickle" in line
+    assert not marker.exists()
+
+
 def test_play_policy_is_the_saved_policy(logs):
     """Rebuilt without unpickling, the policy has the saved weights and acts like SB3's loaded model."""
     from sb3_selfplay.selfplay.model_files import ModelFileError, load_play_policy

@@ -7,6 +7,8 @@ reads YAML or decides what a run does (see :mod:`sb3_selfplay.zoo.run`).
 from __future__ import annotations
 
 import importlib.util
+import os
+import pickle
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ from sb3_selfplay.callbacks import (
     SelfPlayEvalCallback,
 )
 from sb3_selfplay.callbacks.evaluation import AtomicEvalCallback
+from sb3_selfplay.export.normalization import ALLOWED_PICKLE_GLOBALS
 from sb3_selfplay.games.base import TwoPlayerGame
 from sb3_selfplay.games.base import make_game as build_game
 from sb3_selfplay.games.bots import game_bots
@@ -40,6 +43,7 @@ from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOption
 
 __all__ = [
     "env_spaces",
+    "load_vecnormalize",
     "evaluation_set",
     "make_callbacks",
     "make_env",
@@ -98,11 +102,12 @@ def make_env(
     vec_env: str = "dummy",
     training: bool = True,
     vecnormalize_path: Path | None = None,
+    trust_pickle: bool = False,
 ) -> VecEnv:
     """
     The training (or evaluation) VecEnv: a :class:`SelfPlayVecEnv` over the game for self-play
     entries, else ``make_vec_env``; monitored into ``run_dir``; ``VecNormalize`` when asked
-    (statistics loaded from ``vecnormalize_path`` when resuming).
+    (statistics loaded from ``vecnormalize_path`` when resuming, see :func:`load_vecnormalize`).
     """
     n = n_envs or settings.n_envs
     if settings.selfplay is not None:
@@ -122,13 +127,49 @@ def make_env(
     if norm is None:
         return env
     if vecnormalize_path is not None:
-        env = VecNormalize.load(str(vecnormalize_path), env)
+        env = load_vecnormalize(vecnormalize_path, env, trust_pickle=trust_pickle)
     else:
         env = VecNormalize(env, **norm)
     if not training:
         env.training = False
         env.norm_reward = False
     return env
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """Unpickles only what a ``VecNormalize`` file holds (the export's allow-list): no other class or function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"{module}.{name} is not on the allow-list of a VecNormalize file")
+        return super().find_class(module, name)
+
+
+def load_vecnormalize(path: str | os.PathLike[str], venv: VecEnv | None = None,
+                      trust_pickle: bool = False) -> VecNormalize:
+    """
+    ``VecNormalize.load`` that does not trust the pickle: only numpy arrays, spaces, SB3's
+    ``VecNormalize`` and ``RunningMeanStd`` may be in the file (``trust_pickle``: plain ``pickle``).
+
+    :param venv: The env to wrap (None: statistics only, e.g. for ``normalize_obs``).
+    :raises ConfigError: one line naming the file (unreadable, not a ``VecNormalize``, or holding
+        anything else, which would need ``--trust-pickle``).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            norm = pickle.load(f) if trust_pickle else _AllowListUnpickler(f).load()
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(f"{path}: {' '.join(str(exc).split())}; pass --trust-pickle if you trust the file "
+                          "(unpickling can run code)") from None
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as exc:
+        raise ConfigError(f"{path}: not a readable VecNormalize file ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())})") from None
+    if not isinstance(norm, VecNormalize):
+        raise ConfigError(f"{path}: not a VecNormalize file (it holds a {type(norm).__name__})")
+    if venv is not None:
+        norm.set_venv(venv)
+    return norm
 
 
 class _FloatVecMonitor(VecMonitor):

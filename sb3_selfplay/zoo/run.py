@@ -61,15 +61,15 @@ def run_experiment(
     (continuing ``agent`` if given), and save ``<env>.zip`` and its companions. A NaN loss stops
     training, keeps the last good checkpoint and does not overwrite it with broken weights.
 
-    :param trust_pickle: Evaluation opponents given as model files are read with SB3's loader
-        (unpickling) instead of without unpickling.
+    :param trust_pickle: Evaluation opponents given as model files, and the ``VecNormalize`` file
+        of ``agent``, are read with SB3's loader / plain pickle instead of without unpickling.
     :param on_built: Called once everything is built, just before training starts.
     """
     pool = env = eval_env = None
     try:
         pool = make_pool(settings, run_dir)
         env = make_env(settings, pool, options.seed, run_dir, vec_env=options.vec_env,
-                       vecnormalize_path=agent.vecnormalize if agent else None)
+                       vecnormalize_path=agent.vecnormalize if agent else None, trust_pickle=trust_pickle)
         if settings.selfplay is None and options.eval_freq > 0:
             eval_env = make_env(settings, seed=None if options.seed is None else options.seed + 1000,
                                 n_envs=options.n_eval_envs, training=False, vec_env=options.vec_env)

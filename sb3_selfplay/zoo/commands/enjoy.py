@@ -17,7 +17,9 @@ model of another game) is such an error, never replaced by another opponent.
 Model files (the run's model, ``--opponent FILE``) are read without unpickling: weights with
 ``weights_only=True``, the policy rebuilt from the algorithm's policy class and the game's spaces.
 A file that can only be read by unpickling is refused unless ``--trust-pickle`` is given (SB3's
-loader then reads it; unpickling a file can run code in it).
+loader then reads it; unpickling a file can run code in it). The run's ``vecnormalize.pkl`` is
+unpickled through an allow-list (numpy arrays, spaces, SB3's ``VecNormalize``), or with plain
+pickle under ``--trust-pickle``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import argparse
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,10 @@ from sb3_selfplay.replays import EpisodeRecorder, RecordedEpisode, make_replay, 
 from sb3_selfplay.selfplay import OpponentPool
 from sb3_selfplay.selfplay.evaluation import play_games
 from sb3_selfplay.selfplay.model_files import ModelFileError, PlayModel, load_play_model
-from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, make_env, make_game
+from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, load_vecnormalize, make_env, make_game
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
-from sb3_selfplay.zoo.run_folder import latest_run_dir, load_obs_normalizer, run_model_path, run_settings
+from sb3_selfplay.zoo.run_folder import latest_run_dir, run_model_path, run_settings
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
 
 Z95 = 1.959964
@@ -114,7 +116,7 @@ def save_replays(episodes: list[tuple[RecordedEpisode, dict[str, Any]]], out: Pa
 def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
     """Games of ``model`` against ``--opponent`` in a two-player game: a summary line, replays on ``--record``."""
     pool = OpponentPool(run_dir / "pool") if (run_dir / "pool").is_dir() else None
-    normalizer = load_obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl")
+    normalizer = _obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl", args.trust_pickle)
     opponents = [args.opponent] if args.opponent is not None else list(evaluation_set(settings))
     recorded: list[dict[str, Any]] = []
     for opponent in opponents:
@@ -138,7 +140,8 @@ def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model
 def enjoy_gym(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
     """Episodes of ``model`` in a gymnasium env: mean return, replays on ``--record``."""
     env = make_env(settings, seed=args.seed, n_envs=1, training=False,
-                   vecnormalize_path=_existing(run_dir / settings.env_id / "vecnormalize.pkl"))
+                   vecnormalize_path=_existing(run_dir / settings.env_id / "vecnormalize.pkl"),
+                   trust_pickle=args.trust_pickle)
     recorder = EpisodeRecorder(None, num_envs=1) if args.record else None
     obs = env.reset()
     if recorder is not None:
@@ -172,6 +175,15 @@ def load_run_model(path: Path, settings: ExperimentSettings, args: argparse.Name
         raise ConfigError(str(exc)) from None
 
 
+def _obs_normalizer(path: Path, trust_pickle: bool) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``normalize_obs`` of the run's frozen ``VecNormalize`` statistics (read through an allow-list), or None."""
+    if not path.is_file():
+        return None
+    norm = load_vecnormalize(path, trust_pickle=trust_pickle)
+    norm.training = False
+    return norm.normalize_obs if norm.norm_obs else None
+
+
 def _existing(path: Path) -> Path | None:
     return path if path.is_file() else None
 
@@ -197,6 +209,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             enjoy_gym(args, settings, model, run_dir)
     except ConfigError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a --record folder that cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{parser.prog}: error: {where}{exc.strerror or ' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
 
