@@ -262,6 +262,16 @@ def test_bad_run_folder_model_as_trained_agent(own_logs, bad_models, capsys):
     assert run_folders(own_logs) == ["Duel-v0_1"]  # no folder, so no pool copied into one
 
 
+def test_bad_evaluation_model_is_one_line_before_any_folder(own_logs, bad_models, capsys):
+    before = run_folders(own_logs)
+    args = train_args(own_logs, "-params", f"selfplay.eval_opponents:[random, {bad_models['other env']}]")
+    args[args.index("--eval-freq") + 1] = "32"
+    assert train.main(prog="train", argv=args) == 2
+    line = one_error_line(capsys, "train")
+    assert "selfplay.eval_opponents" in line and "observation space" in line, line
+    assert run_folders(own_logs) == before
+
+
 def test_resume_without_trust_pickle_is_refused_before_any_folder(logs, capsys):
     before = run_folders(logs)
     assert train.main(prog="train", argv=train_args(logs, "-i", str(logs / "rppo" / "Duel-v0_1"))) == 2
