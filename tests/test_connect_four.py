@@ -198,6 +198,58 @@ def test_negamax_sees_two_moves_ahead():
         make_bot(game, "negamax", 1, depth=0)
 
 
+def _reference_negamax(mine, theirs, depth):
+    """Plain negamax without pruning, one position at a time (the batched search must agree)."""
+    from sb3_selfplay.games.connect_four.bitboard import COLUMN_MASKS, FULL
+    from sb3_selfplay.games.connect_four.bots import WIN_SCORE, _heuristic
+
+    mask = mine | theirs
+    play = playable(mask)
+    if (winning_cells(mine, mask) & play)[0]:
+        return WIN_SCORE + depth
+    if mask[0] == FULL:
+        return 0.0
+    if depth == 0:
+        return float(_heuristic(mine, theirs, mask)[0])
+    best = -np.inf
+    for c in range(7):
+        mv = play & COLUMN_MASKS[c]
+        if mv[0]:
+            best = max(best, -_reference_negamax(theirs, mine | mv, depth - 1))
+    return best
+
+
+@pytest.mark.parametrize("depth", [1, 3, 4])
+def test_negamax_agrees_with_plain_negamax(depth):
+    """Same best value and same set of best columns as an unpruned scalar negamax, on random positions."""
+    from sb3_selfplay.games.connect_four.bitboard import COLUMN_MASKS
+
+    rng = np.random.default_rng(depth)
+    game = ConnectFourGame(24)
+    obs = game.reset()
+    for _ in range(int(rng.integers(4, 14))):
+        col = random_legal(rng, game.action_masks()[np.arange(24), game.to_play()])
+        obs, *_ = game.step(np.stack([col, col], axis=1))
+    seat = game.to_play()
+    mine, theirs = positions(obs[np.arange(24), seat])
+    values = negamax_values(mine, theirs, depth)
+    for i in range(24) if depth < 4 else range(6):
+        m, t = mine[i : i + 1], theirs[i : i + 1]
+        mask = m | t
+        play = playable(mask)
+        ref = np.full(7, -np.inf)
+        wins = [bool((winning_cells(m, mask) & play & COLUMN_MASKS[c])[0]) for c in range(7)]
+        for c in range(7):
+            mv = play & COLUMN_MASKS[c]
+            if wins[c]:
+                ref[c] = 1000.0 + depth
+            elif mv[0] and not any(wins):
+                ref[c] = -_reference_negamax(t, m | mv, depth - 1)
+        assert values[i].max() == pytest.approx(ref.max())
+        best = set(np.flatnonzero(np.isclose(values[i], values[i].max())).tolist())
+        assert best == set(np.flatnonzero(np.isclose(ref, ref.max())).tolist())
+
+
 def test_bot_strength_order():
     """greedy beats random, negamax beats greedy (both seats, batched games)."""
     from sb3_selfplay.selfplay.tournament import run_tournament

@@ -7,7 +7,9 @@
   alpha-beta pruning to a fixed depth; leaves scored by open threats (empty cells that would
   complete a four) and centre pieces; a random pick among the equally best columns, so games
   differ. The search runs over all envs at once: every node is one set of array operations over
-  the envs still searching there, and a subtree is skipped once every env has cut it off.
+  the envs still searching there, and a subtree is skipped once every env has cut it off; the
+  last two plies are searched full-width as one array expansion (7 x 7 children per position),
+  which costs less than the Python calls their pruning would save.
 
 Bots read the position from the egocentric observation (channel 0: the bot's pieces), so one
 bot object plays either seat. A row of ``action_masks`` with no legal column means the slot
@@ -106,10 +108,12 @@ def _heuristic(mine: np.ndarray, theirs: np.ndarray, mask: np.ndarray) -> np.nda
     return threats + 0.25 * centre
 
 
-def _negamax(
-    mine: np.ndarray, theirs: np.ndarray, mask: np.ndarray, depth: int, alpha: np.ndarray, beta: np.ndarray
-) -> np.ndarray:
-    """Alpha-beta negamax value of each position for the seat to move (fail-soft)."""
+#: Plies at the bottom of the search evaluated full-width in one array expansion.
+_FULL_WIDTH = 2
+
+
+def _full_width(mine: np.ndarray, theirs: np.ndarray, mask: np.ndarray, depth: int) -> np.ndarray:
+    """Exact negamax value of each position for the seat to move, all ``7**depth`` lines at once."""
     play = playable(mask)
     value = np.zeros(len(mine))
     can_win = (winning_cells(mine, mask) & play) != 0
@@ -118,6 +122,32 @@ def _negamax(
     if depth == 0:
         value[open_] = _heuristic(mine[open_], theirs[open_], mask[open_])
         return value
+    rows = np.flatnonzero(open_)
+    if len(rows) == 0:
+        return value
+    moves = play[rows, None] & COLUMN_MASKS  # (r, 7): the landing cell per column, 0 if full
+    legal = moves != 0
+    r, c = np.nonzero(legal)
+    mv = moves[r, c]
+    rr = rows[r]
+    child = -_full_width(theirs[rr], mine[rr] | mv, mask[rr] | mv, depth - 1)
+    values = np.full(legal.shape, -np.inf)
+    values[r, c] = child
+    value[rows] = values.max(axis=1)
+    return value
+
+
+def _negamax(
+    mine: np.ndarray, theirs: np.ndarray, mask: np.ndarray, depth: int, alpha: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
+    """Alpha-beta negamax value of each position for the seat to move (fail-soft; exact in the last plies)."""
+    if depth <= _FULL_WIDTH:
+        return _full_width(mine, theirs, mask, depth)
+    play = playable(mask)
+    value = np.zeros(len(mine))
+    can_win = (winning_cells(mine, mask) & play) != 0
+    value[can_win] = WIN_SCORE + depth
+    open_ = ~can_win & (mask != FULL)
     rows = np.flatnonzero(open_)
     if len(rows) == 0:
         return value
