@@ -116,7 +116,7 @@ def test_registered_aec_game_in_a_tournament():
 
     register_game("TicTacToe-test", factory)
     try:
-        results = run_tournament({"r2": "random"}, "TicTacToe-test", games_per_pair=10, seed=0)
+        results = run_tournament({"r2": "random"}, "TicTacToe-test", games_per_pair=10, seed=0, bots=None)
         assert len(results) == 10 and {s for _, _, s in results} <= {0.0, 0.5, 1.0}
     finally:
         GAME_REGISTRY.pop("TicTacToe-test", None)
