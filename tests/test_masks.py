@@ -22,7 +22,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from sb3_selfplay import PPO, RecurrentPPO
 from sb3_selfplay.distributions import CategoricalBernoulliDistribution
 from sb3_selfplay.masks import check_action_masks, evaluate_masked_policy, mask_layout, mask_logits
-from sb3_selfplay.policies import HybridMlpPolicy, RecurrentPolicy
 from sb3_selfplay.spaces import hybrid_action_space
 
 SPACES = {
