@@ -324,6 +324,57 @@ def test_tournament_run_skips_a_corrupt_snapshot(own_logs, tmp_path, capsys):
     assert f"| {snap} |" not in out.out and "| final |" in out.out
 
 
+@pytest.mark.parametrize("size", ["half", "zero"])
+def test_damaged_ledger_is_one_line_for_every_command(own_logs, size, tmp_path, capsys):
+    run = own_logs / "rppo" / "Duel-v0_1"
+    with OpponentPool(run / "pool") as pool:
+        snap = pool.snapshot_ids()[0]
+    ledger = run / "pool" / "ledger.sqlite"
+    data = ledger.read_bytes()
+    ledger.write_bytes(data[: len(data) // 2] if size == "half" else b"")
+    assert enjoy.main(prog="enjoy", argv=["--env", "Duel-v0", "-f", str(own_logs), "--opponent", snap,
+                                          "--games", "2", "--num-threads", "1"]) == 2
+    assert "pool repair" in one_error_line(capsys, "enjoy")
+    assert tournament.main(prog="tournament", argv=["--run", str(run), "--snapshots", "1", "--bots", "random",
+                                                    "--games", "2", "--num-threads", "1",
+                                                    "-o", str(tmp_path / "t")]) == 2
+    assert "pool repair" in one_error_line(capsys, "tournament")
+    assert train.main(prog="train", argv=train_args(own_logs, "-i", str(run), "--trust-pickle")) == 2
+    assert "pool repair" in one_error_line(capsys, "train")
+    assert run_folders(own_logs) == ["Duel-v0_1"]
+    assert ledger.stat().st_size == (len(data) // 2 if size == "half" else 0)  # never replaced by a fresh one
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_read_only_use_opens_the_ledger_read_only_and_changes_nothing(own_logs, tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    run = own_logs / "rppo" / "Duel-v0_1"
+    with OpponentPool(run / "pool") as pool:
+        snap = pool.snapshot_ids()[0]
+    before = files_of(run)
+    opened = []
+    connect = sqlite3.connect
+
+    def spy(database, *args, **kwargs):
+        if str(run) in str(database):
+            opened.append((str(database), kwargs.get("uri", False)))
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", spy)
+    assert enjoy.main(prog="enjoy", argv=["--env", "Duel-v0", "-f", str(own_logs), "--opponent", snap,
+                                          "--games", "2", "--num-threads", "1"]) == 0
+    assert tournament.main(prog="tournament", argv=["--run", str(run), "--snapshots", "2", "--bots", "random",
+                                                    "--games", "2", "--bootstrap", "0", "--num-threads", "1",
+                                                    "-o", str(tmp_path / "t")]) == 0
+    assert opened and all(uri and "mode=ro" in db for db, uri in opened), opened
+    assert train.main(prog="train", argv=train_args(own_logs, "-i", str(run), "--trust-pickle")) == 0
+    assert files_of(run) == before  # the continued run was only read
+
+
 # ----------------------------------------------------------------------------- folders and disks
 
 

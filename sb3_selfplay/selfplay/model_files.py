@@ -10,7 +10,8 @@ tournaments, evaluation sets, ``enjoy``) this module instead builds the policy f
 - the game's (or env's) own spaces, checked against the type, shape and dtype the file records
   in the plain-JSON parts of its pickled spaces, then against the weights' shapes,
 - the constructor arguments in ``data["policy_kwargs"]`` when they are plain JSON (classes such
-  as ``activation_fn`` only by name, from :data:`ARGUMENT_CLASSES` or :func:`register_model_class`),
+  as ``activation_fn`` only by name, from the registry that snapshots use:
+  :func:`~sb3_selfplay.selfplay.registry.register_kwarg_class`), checked against the class's signature,
 - ``policy.pth`` read with ``torch.load(weights_only=True)``.
 
 A file that can only be rebuilt by unpickling (e.g. a custom features extractor class that is not
@@ -21,7 +22,6 @@ then SB3's own loader reads it (the user has decided to trust the file). Every p
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import os
@@ -39,13 +39,15 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
+from stable_baselines3.common.vec_env import VecTransposeImage
 from torch import nn
 
 from sb3_selfplay.policies import HybridMlpPolicy, RecurrentPolicy
+from sb3_selfplay.selfplay.registry import check_constructor_kwargs, lookup_kwarg_class
 
 __all__ = [
-    "ARGUMENT_CLASSES",
     "PLAY_POLICIES",
     "ModelFile",
     "ModelFileError",
@@ -54,37 +56,12 @@ __all__ = [
     "load_play_model",
     "load_play_policy",
     "read_model_file",
-    "register_model_class",
+    "trained_observation_space",
 ]
 
 #: Algorithm (as :func:`algorithm_of` names it) -> policy class its play policy is rebuilt with.
 #: Our classes load sb3-contrib's and SB3's weights too (same parameter names).
 PLAY_POLICIES: dict[str, type[BasePolicy]] = {"RecurrentPPO": RecurrentPolicy, "PPO": HybridMlpPolicy}
-
-
-def _class_key(cls: type) -> str:
-    return f"<class '{cls.__module__}.{cls.__qualname__}'>"
-
-
-def _default_argument_classes() -> dict[str, type]:
-    activations = [obj for obj in vars(nn.modules.activation).values()
-                   if isinstance(obj, type) and issubclass(obj, nn.Module) and obj is not nn.Module]
-    optimizers = [th.optim.Adam, th.optim.AdamW, th.optim.RMSprop, th.optim.SGD, th.optim.Adamax, th.optim.NAdam,
-                  th.optim.RAdam, th.optim.Adagrad]
-    extractors = [FlattenExtractor, NatureCNN, CombinedExtractor]
-    return {_class_key(c): c for c in [*activations, nn.Identity, *optimizers, *extractors]}
-
-
-#: ``"<class 'module.Name'>"`` (how SB3 writes a class inside pickled ``policy_kwargs``) -> the class:
-#: torch activations and optimizers, SB3's features extractors, and classes added by :func:`register_model_class`.
-ARGUMENT_CLASSES: dict[str, type] = _default_argument_classes()
-
-
-def register_model_class(cls: type) -> type:
-    """Allow ``cls`` (a features extractor, activation or optimizer of yours) as a policy argument in
-    model files read for play; usable as a decorator. Only classes registered in code are used."""
-    ARGUMENT_CLASSES[_class_key(cls)] = cls
-    return cls
 
 
 class ModelFileError(ValueError):
@@ -222,6 +199,22 @@ def _space_text(desc: Mapping[str, str | None]) -> str:
     return f"{desc['type']}({', '.join(extra)})"
 
 
+def trained_observation_space(space: spaces.Space) -> spaces.Space:
+    """
+    The observation space a model trained on ``space`` has: SB3 wraps channel-last image envs in
+    ``VecTransposeImage``, so their models see channel-first images (``predict`` transposes back).
+    """
+    def channel_last(s: spaces.Space) -> bool:
+        return is_image_space(s) and not is_image_space_channels_first(s)
+
+    if isinstance(space, spaces.Dict):
+        if not any(channel_last(s) for s in space.spaces.values()):
+            return space
+        return spaces.Dict({k: VecTransposeImage.transpose_space(s, k) if channel_last(s) else s
+                            for k, s in space.spaces.items()})
+    return VecTransposeImage.transpose_space(space) if channel_last(space) else space
+
+
 def check_model_file(
     model: ModelFile,
     observation_space: spaces.Space,
@@ -254,18 +247,6 @@ def check_model_file(
 # ============================================================================ building the policy
 
 
-def _constructor_parameters(cls: type) -> set[str]:
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        init = vars(klass).get("__init__")
-        if init is None:
-            continue
-        for name, param in inspect.signature(init).parameters.items():
-            if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and name != "self":
-                names.add(name)
-    return names
-
-
 _CLASS_TEXT = re.compile(r"<class '([\w.]+)'>")
 _OBJECT_TEXT = re.compile(r"^<.* at 0x[0-9a-f]+>$|^<(function|built-in|bound method|module) ")
 
@@ -275,13 +256,15 @@ class _NeedsPickle(Exception):
 
 
 def _plain_argument(name: str, value: Any, from_pickle: bool) -> Any:
-    """A stored policy argument as a Python value; classes only by name from :data:`ARGUMENT_CLASSES`."""
+    """A stored policy argument as a Python value; classes only by name, from the kwarg-class registry."""
     if isinstance(value, str) and from_pickle:
-        if _CLASS_TEXT.fullmatch(value):
-            if value not in ARGUMENT_CLASSES:
-                raise _NeedsPickle(f"policy argument {name!r} is the class {value[8:-2]}, which is not registered "
-                                   "(sb3_selfplay.selfplay.model_files.register_model_class)")
-            return ARGUMENT_CLASSES[value]
+        match = _CLASS_TEXT.fullmatch(value)
+        if match:
+            try:
+                return lookup_kwarg_class(match.group(1))
+            except KeyError:
+                raise _NeedsPickle(f"policy argument {name!r} is the class {match.group(1)}, which is not "
+                                   "registered (sb3_selfplay.selfplay.register_kwarg_class)") from None
         if _OBJECT_TEXT.match(value) or _CLASS_TEXT.search(value):
             raise _NeedsPickle(f"policy argument {name!r} is stored as a pickle of {value[:60]}")
     if _is_pickled(value):
@@ -304,13 +287,7 @@ def _policy_arguments(model: ModelFile, cls: type[BasePolicy]) -> dict[str, Any]
     else:
         raise ModelFileError(f"{model.path}: policy_kwargs is not a mapping")
     items.pop("device", None)
-    known = _constructor_parameters(cls)
-    kwargs = {}
-    for name, value in items.items():
-        if name not in known or name in ("observation_space", "action_space", "lr_schedule"):
-            raise ModelFileError(f"{model.path}: stored policy argument {name!r} is not an argument of "
-                                 f"{cls.__name__} (a {model.algorithm} policy)")
-        kwargs[name] = _plain_argument(name, value, from_pickle)
+    kwargs = {name: _plain_argument(name, value, from_pickle) for name, value in items.items()}
     arch = kwargs.get("net_arch")
     if isinstance(arch, list) and arch and isinstance(arch[0], dict):  # SB3 < 1.8 layout, as SB3's loader converts
         kwargs["net_arch"] = arch[0]
@@ -377,6 +354,11 @@ def build_policy(
     except _NeedsPickle as exc:
         raise ModelFileError(f"{model.path}: can only be read by unpickling ({exc}); pass --trust-pickle "
                              "(trust_pickle=True) if you trust the file: unpickling can run code") from None
+    try:
+        check_constructor_kwargs(cls, kwargs, injected=("lr_schedule", "observation_space", "action_space"))
+    except ValueError as exc:
+        raise ModelFileError(f"{model.path}: stored policy arguments do not fit a {model.algorithm} policy "
+                             f"({_one_line(exc)})") from None
     try:
         policy = cls(observation_space, action_space, _frozen_lr, **kwargs)
     except (TypeError, ValueError, AssertionError, KeyError, RuntimeError) as exc:
@@ -486,6 +468,7 @@ def load_play_model(
 ) -> PlayModel:
     """:func:`load_play_policy` with the step count and ``predict`` (what ``enjoy`` plays)."""
     model = read_model_file(path)
+    observation_space = trained_observation_space(observation_space)
     check_model_file(model, observation_space, action_space, algorithm=algorithm, env_id=env_id)
     if trust_pickle:
         loaded = _trusted_load(model, device)

@@ -16,7 +16,14 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from sb3_selfplay.atomic import atomic_write_with
 from sb3_selfplay.callbacks import CurriculumCallback, NaNLossError
 from sb3_selfplay.callbacks.safety import nan_stop_reason
-from sb3_selfplay.selfplay.model_files import ModelFileError, check_model_file, load_play_policy, read_model_file
+from sb3_selfplay.selfplay import OpponentPool, PoolError
+from sb3_selfplay.selfplay.model_files import (
+    ModelFileError,
+    check_model_file,
+    load_play_policy,
+    read_model_file,
+    trained_observation_space,
+)
 from sb3_selfplay.zoo.factories import (
     env_spaces,
     evaluation_set,
@@ -135,7 +142,8 @@ def check_trained_agent(agent: TrainedAgent, settings: ExperimentSettings, trust
     observation_space, action_space = env_spaces(settings)
     try:
         model = read_model_file(agent.model)
-        check_model_file(model, observation_space, action_space, algorithm=ALGOS[settings.algo].__name__,
+        check_model_file(model, trained_observation_space(observation_space), action_space,
+                         algorithm=ALGOS[settings.algo].__name__,
                          env_id=settings.env_id)
     except ModelFileError as exc:
         raise ConfigError(f"-i: {exc}") from None
@@ -181,6 +189,7 @@ def train(
     agent = find_trained_agent(options.trained_agent, settings.env_id) if options.trained_agent else None
     if agent is not None:
         check_trained_agent(agent, settings, trust_pickle)
+        _check_source_pool(agent)
     check_eval_opponents(settings, options, trust_pickle)
     run_dir = make_run_dir(options.log_folder, settings.algo, settings.env_id)
     started = False
@@ -203,9 +212,19 @@ def train(
         if isinstance(exc, OSError):
             raise ConfigError(f"{run_dir}: cannot set up the run folder: "
                               f"{_os_error_text(exc)}; nothing was kept") from None
-        if isinstance(exc, ModelFileError):
-            raise ConfigError(str(exc)) from None
+        if isinstance(exc, ModelFileError | PoolError):
+            raise ConfigError(" ".join(str(exc).split())) from None
         raise
+
+
+def _check_source_pool(agent: TrainedAgent) -> None:
+    """The pool ``-i`` carries over opens (read-only): a damaged ledger is an error before any run folder exists."""
+    if agent.run_dir is None or not (agent.run_dir / "pool").is_dir():
+        return
+    try:
+        OpponentPool(agent.run_dir / "pool", read_only=True).close()
+    except PoolError as exc:
+        raise ConfigError(f"-i: {' '.join(str(exc).split())}") from None
 
 
 def _os_error_text(exc: OSError) -> str:

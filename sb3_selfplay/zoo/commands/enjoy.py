@@ -36,7 +36,8 @@ import numpy as np
 import torch as th
 
 from sb3_selfplay.replays import EpisodeRecorder, RecordedEpisode, make_replay, save_replay
-from sb3_selfplay.selfplay import OpponentPool
+from sb3_selfplay.games.bots import game_bots
+from sb3_selfplay.selfplay import OpponentPool, PoolError
 from sb3_selfplay.selfplay.evaluation import play_games
 from sb3_selfplay.selfplay.model_files import ModelFileError, PlayModel, load_play_model
 from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, load_vecnormalize, make_env, make_game
@@ -115,26 +116,42 @@ def save_replays(episodes: list[tuple[RecordedEpisode, dict[str, Any]]], out: Pa
 
 def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
     """Games of ``model`` against ``--opponent`` in a two-player game: a summary line, replays on ``--record``."""
-    pool = OpponentPool(run_dir / "pool") if (run_dir / "pool").is_dir() else None
     normalizer = _obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl", args.trust_pickle)
     opponents = [args.opponent] if args.opponent is not None else list(evaluation_set(settings))
+    pool = _snapshot_pool(run_dir, opponents, settings)
     recorded: list[dict[str, Any]] = []
-    for opponent in opponents:
-        game = make_game(settings, args.games)
-        recorder = EpisodeRecorder(game) if args.record else None
-        try:
-            results = play_games(model, game, opponent, seed=args.seed, deterministic=args.deterministic, pool=pool,
-                                 obs_transform=normalizer, recorder=recorder, trust_pickle=args.trust_pickle)
-        except ValueError as exc:
-            raise ConfigError(f"--opponent: {' '.join(str(exc).split())}") from None
-        finally:
-            game.close()
-        print(f"{settings.env_id}: {summary(results, opponent)}")
-        recorded += [r for r in results if "episode" in r]
+    try:
+        for opponent in opponents:
+            game = make_game(settings, args.games)
+            recorder = EpisodeRecorder(game) if args.record else None
+            try:
+                results = play_games(model, game, opponent, seed=args.seed, deterministic=args.deterministic,
+                                     pool=pool, obs_transform=normalizer, recorder=recorder,
+                                     trust_pickle=args.trust_pickle)
+            except ValueError as exc:
+                raise ConfigError(f"--opponent: {' '.join(str(exc).split())}") from None
+            finally:
+                game.close()
+            print(f"{settings.env_id}: {summary(results, opponent)}")
+            recorded += [r for r in results if "episode" in r]
+    finally:
+        if pool is not None:
+            pool.close()
     if args.record:
         meta = {"env_id": settings.env_id, "learner_step": int(model.num_timesteps), "seed": args.seed}
         n = save_replays([(r["episode"], r) for r in recorded], Path(args.record), meta)
         print(f"Saved {n} replays to {args.record}")
+
+
+def _snapshot_pool(run_dir: Path, opponents: list[str], settings: ExperimentSettings) -> OpponentPool | None:
+    """The run's pool, opened read-only, when an opponent may be one of its snapshots (None otherwise)."""
+    bots = game_bots(settings.env_id)
+    if all(o in bots or o.endswith(".zip") or Path(o).is_file() for o in opponents) or not (run_dir / "pool").is_dir():
+        return None
+    try:
+        return OpponentPool(run_dir / "pool", read_only=True)
+    except PoolError as exc:
+        raise ConfigError(" ".join(str(exc).split())) from None
 
 
 def enjoy_gym(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:

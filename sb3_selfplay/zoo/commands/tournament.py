@@ -97,7 +97,7 @@ def gather_players(
             finally:
                 game.close()
         if (run / "pool").is_dir() and args.snapshots > 0:
-            pool = OpponentPool(run / "pool")
+            pool = OpponentPool(run / "pool", read_only=True)  # a damaged ledger: one-line PoolError
             for snap in pool.snapshot_ids()[-args.snapshots:]:
                 try:  # loaded now: a corrupt snapshot is skipped, as in training
                     players[snap] = pool.load_policy(snap, device=args.device)
