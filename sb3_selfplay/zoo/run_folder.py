@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import re
 import shlex
 import shutil
@@ -27,6 +26,7 @@ import yaml
 
 from sb3_selfplay.selfplay.maintenance import copy_pool as carry_pool
 from sb3_selfplay.zoo.config import _plain, load_hyperparams, settings_to_section
+from sb3_selfplay.zoo.factories import load_vecnormalize
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
 
 __all__ = [
@@ -114,12 +114,15 @@ def run_settings(run_dir: Path, env_id: str, algo: str) -> ExperimentSettings:
     return load_hyperparams(run_dir / env_id / "config.yml", env_id, algo)
 
 
-def load_obs_normalizer(path: Path | None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """``normalize_obs`` of a run's saved ``VecNormalize`` statistics (frozen), or None."""
+def load_obs_normalizer(path: Path | None, trust_pickle: bool = False) -> Callable[[np.ndarray], np.ndarray] | None:
+    """
+    ``normalize_obs`` of a run's saved ``VecNormalize`` statistics (frozen), or None. The file is
+    unpickled through an allow-list (:func:`~sb3_selfplay.zoo.factories.load_vecnormalize`), or
+    with plain pickle when ``trust_pickle``.
+    """
     if path is None or not path.is_file():
         return None
-    with open(path, "rb") as f:
-        norm = pickle.load(f)  # the run's own file, written by VecNormalize.save (as SB3 loads it)
+    norm = load_vecnormalize(path, trust_pickle=trust_pickle)
     norm.training = False
     return norm.normalize_obs if norm.norm_obs else None
 

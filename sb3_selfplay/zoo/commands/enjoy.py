@@ -28,7 +28,7 @@ import argparse
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,10 @@ from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, PoolError
 from sb3_selfplay.selfplay.evaluation import play_games
 from sb3_selfplay.selfplay.model_files import ModelFileError, PlayModel, load_play_model
-from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, load_vecnormalize, make_env, make_game
+from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, make_env, make_game
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.resolve import ALGOS
-from sb3_selfplay.zoo.run_folder import latest_run_dir, run_model_path, run_settings
+from sb3_selfplay.zoo.run_folder import latest_run_dir, load_obs_normalizer, run_model_path, run_settings
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
 
 Z95 = 1.959964
@@ -116,7 +116,7 @@ def save_replays(episodes: list[tuple[RecordedEpisode, dict[str, Any]]], out: Pa
 
 def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model: Any, run_dir: Path) -> None:
     """Games of ``model`` against ``--opponent`` in a two-player game: a summary line, replays on ``--record``."""
-    normalizer = _obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl", args.trust_pickle)
+    normalizer = load_obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl", args.trust_pickle)
     opponents = [args.opponent] if args.opponent is not None else list(evaluation_set(settings))
     pool = _snapshot_pool(run_dir, opponents, settings)
     recorded: list[dict[str, Any]] = []
@@ -190,15 +190,6 @@ def load_run_model(path: Path, settings: ExperimentSettings, args: argparse.Name
                                env_id=settings.env_id, device=args.device, trust_pickle=args.trust_pickle)
     except ModelFileError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def _obs_normalizer(path: Path, trust_pickle: bool) -> Callable[[np.ndarray], np.ndarray] | None:
-    """``normalize_obs`` of the run's frozen ``VecNormalize`` statistics (read through an allow-list), or None."""
-    if not path.is_file():
-        return None
-    norm = load_vecnormalize(path, trust_pickle=trust_pickle)
-    norm.training = False
-    return norm.normalize_obs if norm.norm_obs else None
 
 
 def _existing(path: Path) -> Path | None:
