@@ -380,6 +380,11 @@ class PlayerBank:
             return
         self._register(LATEST, policy, frozen=False, snapshot=False)
 
+    @property
+    def has_learner(self) -> bool:
+        """Whether a learner policy (player ``LATEST``) is set."""
+        return LATEST in self._players
+
     def add_player(self, player_id: str, policy: Any) -> None:
         """
         Register a policy (or an SB3 algorithm, whose ``.policy`` is used) under ``player_id``.

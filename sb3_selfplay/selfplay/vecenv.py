@@ -19,6 +19,12 @@ first move's reward. An episode that ends before the learner has moved in it at 
 only in games where the opponent can finish it alone) is recorded in the ledger but not shown
 to the learner. ``action_masks()`` gives the learner's legal actions (sb3-contrib's layout, read
 by rollouts through ``get_action_masks(env)``).
+
+SB3's ``learn()`` resets the env before callbacks run, so the first ``reset()`` may come before
+:meth:`SelfPlayVecEnv.set_learner`; then an env whose first move belongs to a ``LATEST``
+opponent starts with the learner in the moving seat (``learner_seat="random"``), or, with a
+fixed seat, the opening move(s) of that first episode are played by the ``random`` bot. Call
+``set_learner`` before ``reset()`` to avoid both.
 """
 
 from __future__ import annotations
@@ -389,8 +395,17 @@ class SelfPlayVecEnv(VecEnv):
         self._moves[:] = 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
         if self.turn_based:
+            opening = None
+            latest = self._opp_ids == LATEST
+            if not self.bank.has_learner and latest.any():  # learn() resets before the callbacks set the learner
+                if self.learner_seat == "random":
+                    first = self.game.to_play()
+                    self._seats[latest] = first[latest]
+                opening = np.where(latest, "random", self._opp_ids).astype(object)
             matches: list[tuple] = []
-            self._play_opponents(np.zeros(self.num_envs, np.float32), np.ones(self.num_envs, bool), [], matches)
+            self._play_opponents(
+                np.zeros(self.num_envs, np.float32), np.ones(self.num_envs, bool), [], matches, opening_ids=opening
+            )
             self._record(matches)
         return self._obs[self._arange, self._seats].copy()
 
@@ -483,13 +498,19 @@ class SelfPlayVecEnv(VecEnv):
         self._moves[idx] = 0
 
     def _play_opponents(
-        self, learner_rewards: np.ndarray, done: np.ndarray, infos: list[dict[str, Any]], matches: list[tuple]
+        self,
+        learner_rewards: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+        matches: list[tuple],
+        opening_ids: np.ndarray | None = None,
     ) -> None:
         """
         Play the opponents' moves until the learner is to move in every env (turn-based games).
 
         Rewards of the learner's seat go to ``learner_rewards`` in envs whose episode goes on
         (``done`` False), to the next first move's carry in envs that already restarted.
+        ``opening_ids``: the players instead of the opponents (``reset()`` before ``set_learner``).
         """
         n, ar = self.num_envs, self._arange
         game = self.game
@@ -501,9 +522,8 @@ class SelfPlayVecEnv(VecEnv):
             opp = 1 - seats
             masks = game.action_masks()
             opp_masks = None if masks is None else np.asarray(masks, dtype=bool)[ar, opp]
-            opp_actions = self.bank.act(
-                self._obs[ar, opp], self._opp_ids, self._opp_starts, action_masks=opp_masks, active=waiting
-            )
+            ids = self._opp_ids if opening_ids is None else opening_ids
+            opp_actions = self.bank.act(self._obs[ar, opp], ids, self._opp_starts, action_masks=opp_masks, active=waiting)
             self._opp_starts[waiting] = False
             joint = np.empty((n, 2, *self.action_space.shape), dtype=opp_actions.dtype)
             joint[ar, opp] = opp_actions
