@@ -372,6 +372,40 @@ def test_interrupted_save_leaves_nothing_for_the_next_start(tmp_path):
     assert pool.add_snapshot(duel_policy(), learner_step=100) not in {"snap_00009_step90"}
 
 
+@pytest.mark.skipif(not hasattr(os, "fork") or os.name != "posix", reason="flock is POSIX")
+def test_temp_file_of_a_live_writer_is_left_alone(tmp_path):
+    import fcntl
+
+    folder = tmp_path / "pool"
+    pool_with_history(folder, 1)
+    tmp = folder / "snapshots" / ".snap_x.pt.live.tmp"
+    with open(tmp, "wb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # what atomic_write_with holds while it writes
+        old = tmp.stat().st_mtime - 3600
+        os.utime(tmp, (old, old))
+        OpponentPool(folder)
+        assert tmp.exists()
+    OpponentPool(folder)
+    assert not tmp.exists()
+
+
+def test_pool_check_command(tmp_path, capsys):
+    from sb3_selfplay.zoo.cli import main
+
+    run = tmp_path / "run"
+    ids, _, _ = pool_with_history(run / "pool", 1)
+    assert main(["pool", "check", str(run)]) == 0
+    assert "1 snapshots, 2 matches" in capsys.readouterr().out
+    (run / "pool" / "snapshots" / "snap_00007_step70.pt").write_bytes((run / "pool" / "snapshots" / f"{ids[0]}.pt").read_bytes())
+    assert main(["pool", "check", str(run)]) == 1  # a file without a row: repair adopts it
+    assert "snap_00007_step70" in capsys.readouterr().out
+    (run / "pool" / "ledger.sqlite").write_bytes(b"garbage" * 100)
+    assert main(["pool", "check", str(run)]) == 1
+    assert "pool repair" in capsys.readouterr().out
+    assert main(["pool", "check", str(tmp_path / "nowhere")]) == 2
+    assert "no pool" in capsys.readouterr().err
+
+
 def test_snapshot_files_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
@@ -418,3 +452,9 @@ def test_resume_carries_only_what_the_checkpoint_needs_and_links_files(tmp_path)
     again.mkdir()
     copy_run_state(TrainedAgent(final, run, None, None), again)
     assert OpponentPool(again / "pool").matches() == OpponentPool(run / "pool").matches() == matches
+    # A damaged source is a one-line error, not a copy of garbage.
+    (run / "pool" / "ledger.sqlite").write_bytes(b"")
+    from sb3_selfplay.selfplay import LedgerError
+
+    with pytest.raises(LedgerError, match="pool repair"):
+        copy_run_state(TrainedAgent(final, run, None, None), tmp_path / "Duel-v0_4")

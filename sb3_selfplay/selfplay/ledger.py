@@ -90,7 +90,17 @@ class PoolError(ValueError):
 
 
 class LedgerError(PoolError):
-    """The ledger file is damaged, empty or missing; the message names the file and the repair command."""
+    """
+    The ledger file is damaged, empty, missing or unreadable; the message names the file and the repair command.
+
+    :param message: One line.
+    :param problem: ``"damaged"``, ``"empty"``, ``"missing"`` or ``"unreadable"`` (cannot be opened
+        or locked: not proof of damage, so a repair leaves it alone).
+    """
+
+    def __init__(self, message: str, problem: str = "damaged") -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -210,43 +220,60 @@ class Ledger:
 
     def _open_checked(self, beside_snapshots: bool) -> None:
         """Integrity and schema checks; a new ledger gets its tables (never beside existing snapshots)."""
+        try:
+            create = self._check_file(beside_snapshots)
+        except BaseException:
+            self.close()
+            raise
+        if self.read_only:
+            return
+        try:
+            self._connection().execute("PRAGMA journal_mode = WAL")  # persistent; set only once the file is known good
+            with self.transaction() as conn:
+                if create:
+                    create_schema(conn)
+                conn.execute(
+                    "INSERT OR IGNORE INTO players VALUES (?, 'learner', ?, ?, ?)",
+                    (LEARNER, self.initial_rating, self.initial_rating, time.time()),
+                )
+        except sqlite3.OperationalError as exc:  # e.g. a folder one may not write
+            self.close()
+            raise PoolError(f"cannot write the ledger {self.path} ({_one_line(exc)}); to only read the pool, "
+                            "open it with read_only=True") from None
+
+    def _check_file(self, beside_snapshots: bool) -> bool:
+        """
+        Raise :class:`LedgerError` for a damaged, empty or missing ledger where that would lose history.
+
+        :return: Whether the ledger has no tables yet (a new pool).
+        """
         if not self.path.exists():
             if beside_snapshots:
-                raise LedgerError(f"ledger {self.path} is missing beside existing snapshot files{self._fix()}")
+                raise LedgerError(f"ledger {self.path} is missing beside existing snapshot files{self._fix()}", "missing")
             if self.read_only:
-                raise LedgerError(f"ledger {self.path} not found (a read-only pool cannot create one)")
+                raise LedgerError(f"ledger {self.path} not found (a read-only pool cannot create one)", "missing")
         try:
             conn = self._connection()
             rows = conn.execute("PRAGMA quick_check").fetchall()
             if rows != [("ok",)]:
                 raise LedgerError(f"ledger {self.path} is damaged (quick_check: {_one_line(rows[0][0])}){self._fix()}")
             tables = table_columns(conn)
+        except sqlite3.OperationalError as exc:  # cannot open or lock it: not proof of damage
+            raise LedgerError(f"cannot read ledger {self.path} ({_one_line(exc)}); if it is damaged, rebuild it from "
+                              f"the snapshot files with: sb3-selfplay pool repair {self.repair_hint}", "unreadable") from None
         except sqlite3.DatabaseError as exc:
-            self.close()
             raise LedgerError(f"ledger {self.path} is damaged or not an SQLite file ({_one_line(exc)}){self._fix()}") from None
-        except LedgerError:
-            self.close()
-            raise
         if not set(tables) & set(EXPECTED_COLUMNS):
-            self.close()
             if beside_snapshots:
-                raise LedgerError(f"ledger {self.path} is empty (no ledger tables) beside existing snapshot files{self._fix()}")
+                raise LedgerError(f"ledger {self.path} is empty (no ledger tables) beside existing snapshot files{self._fix()}",
+                                  "empty")
             if self.read_only:
-                raise LedgerError(f"ledger {self.path} is empty (no ledger tables)")
-            with self.transaction() as conn:
-                create_schema(conn)
-        else:
-            missing = [f"{t}.{c}" for t, cols in EXPECTED_COLUMNS.items() for c in cols if c not in tables.get(t, ())]
-            if missing:
-                self.close()
-                raise LedgerError(f"ledger {self.path} lacks {', '.join(missing[:4])}{self._fix()}")
-        if not self.read_only:
-            self._connection().execute("PRAGMA journal_mode = WAL")  # persistent; set only once the file is known good
-            with self.transaction() as conn:
-                conn.execute(
-                    "INSERT OR IGNORE INTO players VALUES (?, 'learner', ?, ?, ?)",
-                    (LEARNER, self.initial_rating, self.initial_rating, time.time()),
-                )
+                raise LedgerError(f"ledger {self.path} is empty (no ledger tables)", "empty")
+            return True
+        missing = [f"{t}.{c}" for t, cols in EXPECTED_COLUMNS.items() for c in cols if c not in tables.get(t, ())]
+        if missing:
+            raise LedgerError(f"ledger {self.path} lacks {', '.join(missing[:4])}{self._fix()}")
+        return False
 
     def _connect(self) -> sqlite3.Connection:
         options: dict[str, Any] = dict(timeout=self.timeout, isolation_level=None, check_same_thread=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ from sb3_selfplay.selfplay.store import SnapshotError, SnapshotStore, decode_sna
 __all__ = ["RepairReport", "copy_pool", "find_pool_dir", "repair_pool"]
 
 _STEP_RE = re.compile(r"_step(\d+)$")
+_EPOCH_2000 = 946_684_800.0  # creation times before 2000 (or after 2089) are damage
 _NUMBER = (int, float)
 
 
@@ -50,7 +52,7 @@ class RepairReport:
     What ``repair_pool`` did.
 
     :param pool: The pool folder.
-    :param problem: What was wrong with the ledger (None: it was healthy).
+    :param problem: What was wrong with the ledger, one line (None: it was healthy).
     :param moved_aside: Damaged ledger files moved aside (main file first).
     :param kept: Snapshot rows the ledger still held.
     :param adopted: Snapshots whose rows were re-created from their files.
@@ -73,7 +75,7 @@ class RepairReport:
         lines = [f"pool {self.pool}:"]
         if self.problem is not None:
             aside = f", moved aside to {self.moved_aside[0].name}" if self.moved_aside else ""
-            lines.append(f"  ledger: {self.problem}{aside}; rebuilt")
+            lines.append(f"  {self.problem}{aside}; rebuilt")
         else:
             lines.append("  ledger: healthy")
         total = len(self.kept) + len(self.adopted)
@@ -102,17 +104,26 @@ def find_pool_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def _valid_row(table: str, row: tuple) -> bool:
-    """Whether a salvaged row has the types the schema promises (damaged pages can hold anything)."""
+    """
+    Whether a salvaged row has the types and values the schema promises: damaged or zero-filled
+    pages can hold anything, and their rows mostly show it in a creation time that is not one.
+    """
+    created = row[-1]
+    if not (isinstance(created, _NUMBER) and _EPOCH_2000 < created < _EPOCH_2000 * 4):
+        return False
     if table == "players":
-        return isinstance(row[0], str) and isinstance(row[1], str) and all(isinstance(v, _NUMBER) for v in row[2:])
+        return isinstance(row[0], str) and isinstance(row[1], str) and all(_finite(v) for v in row[2:])
     if table == "snapshots":
-        seq, sid, file, sha, cls, kwargs, step, rating, created = row
+        seq, sid, file, sha, cls, kwargs, step, rating, _ = row
         return (isinstance(seq, int) and isinstance(sid, str) and all(isinstance(v, str) for v in (file, sha, cls, kwargs))
-                and isinstance(step, int) and isinstance(rating, _NUMBER) and isinstance(created, _NUMBER))
-    match_id, a, b, score, step, rated, k, ra, rb, created = row
+                and isinstance(step, int) and step >= 0 and _finite(rating) and len(sha) == 64)
+    match_id, a, b, score, step, rated, k, ra, rb, _ = row
     return (isinstance(match_id, int) and isinstance(a, str) and isinstance(b, str) and score in (0.0, 0.5, 1.0)
-            and (step is None or isinstance(step, int)) and rated in (0, 1)
-            and all(isinstance(v, _NUMBER) for v in (k, ra, rb, created)))
+            and (step is None or isinstance(step, int)) and rated in (0, 1) and all(_finite(v) for v in (k, ra, rb)))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, _NUMBER) and math.isfinite(value)
 
 
 def _salvage_table(conn: sqlite3.Connection, table: str) -> list[tuple]:
@@ -129,12 +140,30 @@ def _salvage_table(conn: sqlite3.Connection, table: str) -> list[tuple]:
     return [found[k] for k in sorted(found) if _valid_row(table, found[k])]
 
 
+def _pad_truncated(copy: Path) -> None:
+    """
+    Zero-fill a truncated SQLite file up to the size its header records: SQLite refuses to read
+    even the schema of a file shorter than that, but reads the pages that survived once it is padded.
+    """
+    with open(copy, "rb+") as f:
+        header = f.read(100)
+        if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+            return
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        want = page_size * int.from_bytes(header[28:32], "big")
+        size = f.seek(0, os.SEEK_END)
+        if 0 < size < want <= 1 << 34:
+            f.write(b"\0" * (want - size))
+
+
 def _salvage(ledger: Path) -> dict[str, list[tuple]]:
     """Rows still readable from a damaged ledger, read from a temporary copy (the file itself is not touched)."""
     out: dict[str, list[tuple]] = {t: [] for t in EXPECTED_COLUMNS}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "ledger.sqlite"
         shutil.copyfile(ledger, copy)
+        _pad_truncated(copy)
         if Path(f"{ledger}-wal").is_file():
             shutil.copyfile(f"{ledger}-wal", f"{copy}-wal")
         try:
@@ -190,8 +219,10 @@ class _Adopter:
                     self._twins.setdefault(_signature(state), (cls, kwargs))
         return self._twins
 
-    def row(self, sid: str, file: Path) -> tuple:
-        """The snapshot row of one file, ``(seq, id, file, sha, class, kwargs, step, rating, created)``.
+    def row(self, sid: str, file: Path) -> tuple[tuple, bool]:
+        """
+        The snapshot row of one file, ``(seq, id, file, sha, class, kwargs, step, rating, created)``,
+        and whether it comes from the file's own header.
 
         :raises ValueError: the file cannot be adopted (the reason, one line).
         """
@@ -199,7 +230,8 @@ class _Adopter:
         data = file.read_bytes()
         state, meta = decode_snapshot(data)
         cls, kwargs = meta.get("policy_class"), meta.get("policy_kwargs")
-        if not (isinstance(cls, str) and isinstance(kwargs, str)):
+        from_header = isinstance(cls, str) and isinstance(kwargs, str)
+        if not from_header:
             twin = self.twins().get(_signature(state))
             if twin is None:
                 raise ValueError("no header, and no snapshot with the same parameters to take the class from")
@@ -215,7 +247,7 @@ class _Adopter:
         rating = meta.get("rating")
         rating = float(rating) if isinstance(rating, _NUMBER) else self.initial_rating
         return (None, sid, f"snapshots/{sid}.pt", hashlib.sha256(data).hexdigest(), cls, kwargs, step, rating,
-                file.stat().st_mtime)
+                file.stat().st_mtime), from_header
 
 
 # ----------------------------------------------------------------------------- repair
@@ -242,36 +274,52 @@ def repair_pool(path: str | os.PathLike[str], initial_rating: float = 1200.0) ->
     try:
         Ledger(ledger_file, read_only=True, beside_snapshots=True).close()
     except LedgerError as exc:
-        report.problem = str(exc).split("; rebuild it")[0].replace(f"ledger {ledger_file} ", "")
+        if exc.problem == "unreadable":  # cannot even open it (permissions, a lock): nothing to repair here
+            raise
+        report.problem = str(exc).split("; rebuild it")[0]  # the message without its advice to run this
     salvaged: dict[str, list[tuple]] = {t: [] for t in EXPECTED_COLUMNS}
     if report.problem is not None and ledger_file.exists():
         salvaged = _salvage(ledger_file)
         report.moved_aside = _move_aside(ledger_file)
     ledger = Ledger(ledger_file, initial_rating=initial_rating, repair_hint=pool_dir)
+    rebuilt = report.problem is not None
     try:
         with ledger.transaction() as conn:
-            if report.problem is not None:
+            if rebuilt:
                 _insert_salvaged(conn, salvaged)
-            rows = conn.execute(f"SELECT {', '.join(EXPECTED_COLUMNS['snapshots'])} FROM snapshots ORDER BY seq").fetchall()
-            report.kept = [r[1] for r in rows]
-            adopter = _Adopter(store, rows, initial_rating)
+                kept = list({r[1]: r for r in salvaged["snapshots"]}.values())
+            else:
+                kept = conn.execute(f"SELECT {', '.join(EXPECTED_COLUMNS['snapshots'])} FROM snapshots").fetchall()
+            report.kept = [r[1] for r in kept]
+            adopter = _Adopter(store, kept, initial_rating)
             new = []
             for sid, file in store.files().items():
-                if sid in report.kept:
+                if sid in report.kept and not rebuilt:
                     continue
                 try:
-                    new.append(adopter.row(sid, file))
+                    row, from_header = adopter.row(sid, file)
                 except (OSError, ValueError) as exc:
-                    report.skipped.append(f"{file}: {' '.join(str(exc).split())}")
-            new.sort(key=lambda r: (r[6], r[8], r[1]))
-            report.adopted = _insert_adopted(conn, new, report.skipped)
+                    if sid not in report.kept:
+                        report.skipped.append(f"{file}: {' '.join(str(exc).split())}")
+                    continue
+                if sid in report.kept:  # salvaged from damaged pages: the file's own header is surer
+                    if from_header:
+                        kept = [row if r[1] == sid else r for r in kept]
+                    continue
+                new.append(row)
+            # A rebuilt ledger orders every snapshot by step; a healthy one appends the adopted files.
+            rows = (kept if rebuilt else []) + new
+            rows.sort(key=lambda r: (r[6], r[8], r[1]))
+            inserted = _insert_snapshots(conn, rows, report.skipped)
+            report.kept = [sid for sid in report.kept if not rebuilt or sid in inserted]
+            report.adopted = [r[1] for r in new if r[1] in inserted]
             now = time.time()
             conn.executemany(
                 "INSERT OR IGNORE INTO players VALUES (?, ?, ?, ?, ?)",
                 [(p, UNKNOWN_KIND, initial_rating, initial_rating, now) for (p,) in conn.execute(
                     "SELECT player_a FROM matches UNION SELECT player_b FROM matches")],
             )
-            if report.problem is not None:
+            if rebuilt:
                 replay_ratings(conn, apply=True)
             report.matches = conn.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
     finally:
@@ -280,21 +328,15 @@ def repair_pool(path: str | os.PathLike[str], initial_rating: float = 1200.0) ->
 
 
 def _insert_salvaged(conn: sqlite3.Connection, salvaged: dict[str, list[tuple]]) -> None:
-    """Put back the rows read from a damaged ledger (players first, then snapshots in step order, then matches)."""
+    """Put back the players and matches read from a damaged ledger (its snapshot rows go with the adopted ones)."""
     conn.executemany("INSERT OR REPLACE INTO players VALUES (?, ?, ?, ?, ?)", salvaged["players"])
-    snapshots = sorted(salvaged["snapshots"], key=lambda r: (r[6], r[0]))
-    for row in snapshots:
-        if conn.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?", (row[1],)).fetchone() is None:
-            conn.execute(f"INSERT INTO snapshots ({', '.join(EXPECTED_COLUMNS['snapshots'][1:])}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?)", row[1:])
-            conn.execute("INSERT OR IGNORE INTO players VALUES (?, 'snapshot', ?, ?, ?)", (row[1], row[7], row[7], row[8]))
     conn.executemany(f"INSERT OR IGNORE INTO matches ({', '.join(EXPECTED_COLUMNS['matches'])}) VALUES "
                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", salvaged["matches"])
 
 
-def _insert_adopted(conn: sqlite3.Connection, rows: list[tuple], skipped: list[str]) -> list[str]:
-    """Insert the rows of adopted files (after the existing ones); an id taken by another player is skipped."""
-    adopted = []
+def _insert_snapshots(conn: sqlite3.Connection, rows: list[tuple], skipped: list[str]) -> set[str]:
+    """Insert snapshot rows in order (after any existing ones); an id taken by another kind of player is skipped."""
+    adopted = set()
     for row in rows:
         sid = row[1]
         kind = conn.execute("SELECT kind FROM players WHERE player_id = ?", (sid,)).fetchone()
@@ -307,7 +349,7 @@ def _insert_adopted(conn: sqlite3.Connection, rows: list[tuple], skipped: list[s
             conn.execute("INSERT INTO players VALUES (?, 'snapshot', ?, ?, ?)", (sid, row[7], row[7], row[8]))
         else:
             conn.execute("UPDATE players SET kind = 'snapshot', initial_rating = ? WHERE player_id = ?", (row[7], sid))
-        adopted.append(sid)
+        adopted.add(sid)
     return adopted
 
 
