@@ -31,7 +31,7 @@ from gymnasium import spaces
 from sb3_selfplay.games.base import TwoPlayerGame
 from sb3_selfplay.games.connect_four.bitboard import COLS, ROWS, has_four
 from sb3_selfplay.games.connect_four.params import ConnectFourParams
-from sb3_selfplay.games.connect_four.render import draw_connect_four, render_connect_four
+from sb3_selfplay.games.connect_four.render import board_text, draw_connect_four, render_connect_four
 from sb3_selfplay.games.drawing import Drawing
 
 __all__ = ["ConnectFourGame"]
@@ -52,6 +52,9 @@ class ConnectFourGame(TwoPlayerGame):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 2}
     turn_based = True
     game_id = "ConnectFour-v0"  # its bots are registered under this id, also for games built directly
+    #: How texts name the seats and an action (``enjoy --human``).
+    seat_names = ("X (red, moves first)", "O (yellow)")
+    action_name = "column"
 
     def __init__(self, num_envs: int = 1, seed: int | None = None, render_size: int = 280, **params: Any) -> None:
         super().__init__(num_envs)
@@ -258,6 +261,10 @@ class ConnectFourGame(TwoPlayerGame):
     ) -> Drawing:
         """Connect Four's drawing of a :meth:`get_state` state (:func:`~sb3_selfplay.games.connect_four.render.draw_connect_four`)."""
         return draw_connect_four(state, self.render_size, highlight_seat=highlight_seat)
+
+    def state_text(self, state: Mapping[str, Any]) -> str:
+        """The terminal's picture of a :meth:`get_state` state (:func:`~sb3_selfplay.games.connect_four.render.board_text`)."""
+        return board_text(state)
 
     def render(self, env_index: int = 0) -> np.ndarray:
         """:return: RGB ``uint8`` image of env ``env_index`` (its drawing, rasterised)."""

@@ -4,6 +4,7 @@
     sb3-selfplay enjoy --algo rppo --env Duel-v0 --opponent snap_00003_step150000 --record replays/
     sb3-selfplay enjoy --algo rppo --env Duel-v0 --opponent other_run/Duel-v0.zip --load-best
     sb3-selfplay enjoy --algo rppo --env CartPoleNoVel-v1 --games 10
+    sb3-selfplay enjoy --algo rppo --env ConnectFour-v0 --human     # play the agent yourself
 
 (``python zoo_scripts/enjoy.py ...`` and ``python -m sb3_selfplay enjoy ...`` are the same.)
 
@@ -42,6 +43,7 @@ from sb3_selfplay.selfplay.evaluation import play_games
 from sb3_selfplay.selfplay.model_files import ModelFileError, PlayModel, load_play_model
 from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, make_env, make_game
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
+from sb3_selfplay.zoo.commands.human import add_human_arguments, enjoy_human
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import latest_run_dir, load_obs_normalizer, run_model_path, run_settings
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings
@@ -73,6 +75,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "code: only for files you trust (default: read without unpickling; files that need it are "
                         "refused)")
     add_gym_packages(p)
+    add_human_arguments(p)
     return p
 
 
@@ -211,7 +214,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         path = run_model_path(run_dir, args.env, args.load_best, args.load_checkpoint, args.load_last_checkpoint)
         model = load_run_model(path, settings, args)
         print(f"Loaded {path}")
-        if settings.is_selfplay:
+        if args.human:
+            enjoy_human(args, settings, model, run_dir)
+        elif settings.is_selfplay:
             enjoy_selfplay(args, settings, model, run_dir)
         else:
             enjoy_gym(args, settings, model, run_dir)
