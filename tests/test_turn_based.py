@@ -15,7 +15,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from sb3_selfplay.games import TwoPlayerGame, check_game, make_game
 from sb3_selfplay.games.bots import _REGISTERED, Bot, register_bot
 from sb3_selfplay.policies import RecurrentPolicy
-from sb3_selfplay.selfplay import OpponentPool
+from sb3_selfplay.selfplay import LATEST, OpponentPool
 from sb3_selfplay.selfplay.players import PlayerBank
 from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
 
@@ -320,3 +320,40 @@ def test_simultaneous_games_unchanged():
     assert not is_masking_supported(env)
     masks = env.env_method("action_masks")
     assert len(masks) == 2 and all(m.all() and m.shape == (9 + 2 * 3,) for m in masks)
+
+
+@pytest.mark.parametrize("seat", ["random", 1])
+def test_reset_before_set_learner(seat):
+    """SB3's learn() resets before callbacks set the learner: LATEST openings are avoided or played at random."""
+    n = 16
+    game = make_game("ConnectFour-v0", n)
+    env = SelfPlayVecEnv(game, None, learner_seat=seat, latest_ratio=1.0, bots=[], seed=0)
+    obs = env.reset()
+    assert (game.to_play() == env.seats()).all()
+    if seat == "random":
+        assert (env.seats() == 0).all() and not obs.any()  # the learner opens every game
+    else:
+        assert (obs.reshape(n, -1).sum(axis=1) == 1).all()  # one opening piece, the random bot's
+    env.set_learner(make_c4_policy("ff", 0))
+    env.step(random_legal(np.random.default_rng(0), get_action_masks(env)))
+    assert set(env.bank.slot_ids()) == {LATEST}  # the current weights play from their next move on
+    assert (game.to_play() == env.seats()).all()
+
+
+@pytest.mark.parametrize("algo", ["rppo", "ppo"])
+def test_masked_selfplay_training_never_plays_illegal_moves(algo):
+    """RecurrentPPO / PPO on ConnectFour-v0 through SelfPlayVecEnv: masked rollouts, no illegal move ever."""
+    from sb3_selfplay import PPO, RecurrentPPO
+
+    game = make_game("ConnectFour-v0", 8, illegal_move="raise")  # an illegal move would raise
+    env = SelfPlayVecEnv(game, None, learner_seat="random", latest_ratio=0.5, bots=["random", "greedy"], seed=0)
+    if algo == "rppo":
+        model = RecurrentPPO("MlpLstmPolicy", env, n_steps=16, batch_size=64, n_epochs=1, seed=0,
+                             policy_kwargs={"lstm_hidden_size": 8, "net_arch": [16]})
+    else:
+        model = PPO("HybridMlpPolicy", env, n_steps=16, batch_size=64, n_epochs=1, seed=0,
+                    policy_kwargs={"net_arch": [16]})
+    env.set_learner(model.policy)
+    model.learn(256)
+    results = env.pop_results()
+    assert len(results) > 5 and {r["kind"] for r in results} >= {"bot", "latest"}
