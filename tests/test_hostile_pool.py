@@ -162,6 +162,30 @@ def test_old_ledgers_with_dotted_paths_of_registered_classes_load(tmp_path):
         assert th.equal(tensor, loaded.state_dict()[name])
 
 
+def test_snapshot_files_of_older_versions_load_and_are_adopted_from_a_twin(tmp_path):
+    from sb3_selfplay.selfplay import repair_pool
+
+    folder = tmp_path / "pool"
+    pool = OpponentPool(folder)
+    first = pool.add_snapshot(duel_policy(0), learner_step=10)
+    policy = duel_policy(1)
+    second = pool.add_snapshot(policy, learner_step=20)
+    path = folder / "snapshots" / f"{second}.pt"
+    th.save(policy.state_dict(), path)  # the old format: a bare state dict, no header
+    tamper(folder, "UPDATE snapshots SET sha256 = ? WHERE snapshot_id = ?",
+           (hashlib.sha256(path.read_bytes()).hexdigest(), second))
+    for name, tensor in pool.load_policy(second).state_dict().items():
+        assert th.equal(tensor, policy.state_dict()[name])
+    tamper(folder, "DELETE FROM snapshots WHERE snapshot_id = ?", (second,))
+    tamper(folder, "DELETE FROM players WHERE player_id = ?", (second,))
+    pool.close()
+    report = repair_pool(folder)  # no header: class and kwargs from the snapshot with the same parameters
+    assert report.adopted == [second]
+    pool = OpponentPool(folder)
+    assert pool.snapshot_ids() == [first, second] and pool.snapshot_info(second).learner_step == 20
+    pool.load_policy(second)
+
+
 def test_registry_stores_names_and_user_classes_register(tmp_path):
     from sb3_selfplay.selfplay import register_policy_class
 
