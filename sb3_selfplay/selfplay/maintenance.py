@@ -276,7 +276,8 @@ def repair_pool(path: str | os.PathLike[str], initial_rating: float = 1200.0) ->
     except LedgerError as exc:
         if exc.problem == "unreadable":  # cannot even open it (permissions, a lock): nothing to repair here
             raise
-        report.problem = str(exc).split("; rebuild it")[0]  # the message without its advice to run this
+        report.problem = (f"ledger {ledger_file} is missing" if exc.problem == "missing"
+                          else str(exc).split("; rebuild it")[0])  # the message without its advice to run this
     salvaged: dict[str, list[tuple]] = {t: [] for t in EXPECTED_COLUMNS}
     if report.problem is not None and ledger_file.exists():
         salvaged = _salvage(ledger_file)
