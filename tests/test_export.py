@@ -215,8 +215,9 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
             logits = got["mean" if "mean" in got else "logits"]
             np.testing.assert_allclose(logits, ref_logits, atol=TOL, rtol=TOL, err_msg=where)
             if np.issubdtype(got_action.dtype, np.integer):
-                assert np.array_equal(ref_action.reshape(got_action.shape), np.asarray(action).reshape(got_action.shape))
-                ties[runtime] += _count_float_ties(got_action, np.asarray(action).reshape(got_action.shape),
+                played = np.asarray(action).reshape(got_action.shape)
+                assert np.array_equal(ref_action.reshape(got_action.shape), played), where
+                ties[runtime] += _count_float_ties(got_action, played,
                                                    ref_logits, sidecar["action_layout"], where)
                 decisions += got_action.size
             else:
@@ -377,3 +378,134 @@ def test_unsupported_spaces_are_one_line_errors():
     assert action_kind(policy) == "discrete"
     with pytest.raises(ExportError, match="policy Linear is not supported"):
         make_acting_step(nn.Linear(2, 2))
+
+
+# ------------------------------------------------------------------ the command and the example
+
+ENV = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def _script(script: Path, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """Tiny zoo runs: CartPoleNoVel-v1 (VecNormalize), Duel-v0 and ConnectFour-v0 self-play (masks)."""
+    cwd = tmp_path_factory.mktemp("runs")
+    for env_id, ticks in (("CartPoleNoVel-v1", "128"), ("Duel-v0", "256"), ("ConnectFour-v0", "128")):
+        out = _script(ROOT / "zoo_scripts" / "train.py", "--algo", "rppo", "--env", env_id, "--debug", "--debug-ticks",
+                      ticks, "--seed", "0", "--verbose", "0", "--num-threads", "1", cwd=cwd)
+        assert out.returncode == 0, out.stdout + out.stderr
+    return cwd
+
+
+def test_command_exports_a_run_folder_with_vecnormalize_folded_in(runs):
+    run_dir = runs / "logs" / "rppo" / "CartPoleNoVel-v1_1"
+    out = _script(ROOT / "zoo_scripts" / "export.py", "logs/rppo/CartPoleNoVel-v1_1", "--onnx", "x/agent.onnx",
+                  "--torchscript", "x/agent.pt", cwd=runs)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "with logs/rppo/CartPoleNoVel-v1_1/CartPoleNoVel-v1/vecnormalize.pkl folded in" in out.stdout
+    assert "inputs obs[batch,2]:float32 episode_start[batch]:float32 h_actor[batch,1," in out.stdout
+    sidecar = json.loads((runs / "x" / "agent.onnx.json").read_text())
+    assert sidecar["algo"] == "RecurrentPPO" and sidecar["source"]["env_id"] == "CartPoleNoVel-v1"
+    assert sidecar["obs_normalization"]["folded"] is True
+    # parity of the command's files: the model and VecNormalize loaded as the user would (their own files)
+    venv = make_vec_env("CartPoleNoVel-v1", n_envs=1)
+    norm = VecNormalize.load(str(run_dir / "CartPoleNoVel-v1" / "vecnormalize.pkl"), venv)
+    norm.training = False
+    model = RecurrentPPO.load(str(run_dir / "CartPoleNoVel-v1.zip"), device="cpu")
+    exp = {"case": Case("cli", "rppo", "CartPoleNoVel-v1", normalize=True), "model": model, "norm": norm,
+           "dir": runs / "x"}
+    for batch in (1, 8):
+        _run_parity(exp, batch)
+
+
+def test_command_errors_are_one_line(runs):
+    export = ROOT / "zoo_scripts" / "export.py"
+    duel_zip = "logs/rppo/Duel-v0_1/Duel-v0.zip"
+    for args, needle in (
+        (["nothing.zip", "--onnx", "a.onnx"], "no such model file or run folder: nothing.zip"),
+        ([duel_zip], "nothing to write: give --onnx OUT.onnx and/or --torchscript OUT.pt"),
+        ([duel_zip, "--env", "CartPole-v1", "--onnx", "a.onnx"], "but env 'CartPole-v1' has Box"),
+        ([duel_zip, "--load-best", "--onnx", "a.onnx"], "pick a model of a run folder"),
+        (["--env", "Pong-v9", "--onnx", "a.onnx"], "--exp-id: no run of Pong-v9"),
+        ([duel_zip, "--vecnormalize", "missing.pkl", "--onnx", "a.onnx"], "--vecnormalize: file not found"),
+    ):
+        out = _script(export, *args, cwd=runs)
+        assert out.returncode == 2, (args, out.stdout, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], (args, out.stderr)
+    assert not (runs / "a.onnx").exists()
+
+
+def test_console_lists_export(runs):
+    out = subprocess.run([sys.executable, "-m", "sb3_selfplay", "--help"], cwd=runs, env=ENV, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "export" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "sb3_selfplay", "export", "--help"], cwd=runs, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "--onnx" in out.stdout and "--trust-pickle" in out.stdout
+
+
+def _replay_log(model: Any, log: dict[str, np.ndarray], layout: dict[str, Any]) -> int:
+    """Feed what the ONNX agent saw to ``model.predict`` (state carried): the same actions, except float
+    ties of the policy's own logits (checked as in the parity test). Returns how many ties differed."""
+    seen: list[th.Tensor] = []
+    hook = model.policy.action_net.register_forward_hook(lambda _m, _i, out: seen.append(out.detach().clone()))
+    state, ties = None, 0
+    try:
+        for t in range(len(log["obs"])):
+            masks = log["action_masks"][t] if "action_masks" in log else None
+            action, state = model.predict(log["obs"][t], state=state, episode_start=log["episode_start"][t],
+                                          deterministic=True, **({} if masks is None else {"action_masks": masks}))
+            logits = seen.pop()
+            if masks is not None:
+                logits = mask_logits(logits, th.as_tensor(masks), model.policy.action_mask_layout.n_binary_logits)
+            played = log["action"][t]
+            ties += _count_float_ties(played, np.asarray(action).reshape(played.shape), logits.numpy(), layout,
+                                      f"replayed step {t}")
+    finally:
+        hook.remove()
+    return ties
+
+
+@pytest.mark.parametrize("env_id, opponent", [("Duel-v0", "hunter"), ("ConnectFour-v0", "greedy")])
+def test_play_onnx_example(runs, env_id, opponent):
+    out = _script(ROOT / "zoo_scripts" / "export.py", "--algo", "rppo", "--env", env_id, "--onnx",
+                  f"{env_id}.onnx", cwd=runs)
+    assert out.returncode == 0, out.stdout + out.stderr
+    sidecar = json.loads((runs / f"{env_id}.onnx.json").read_text())
+    assert (sidecar["action_masks"] is not None) == (env_id == "ConnectFour-v0")  # auto: the game has masks
+    play = _script(ROOT / "examples" / "play_onnx.py", f"{env_id}.onnx", "--games", "6", "--envs", "4",
+                   "--log", f"{env_id}.npz", cwd=runs)
+    assert play.returncode == 0, play.stdout + play.stderr
+    first, second = play.stdout.strip().splitlines()
+    match = __import__("re").fullmatch(
+        rf"6 games of {env_id} vs {opponent}: (\d+) wins / (\d+) draws / (\d+) losses \((\d+) agent steps at batch 4\)",
+        first)
+    assert match and sum(int(g) for g in match.groups()[:3]) == 6, first
+    assert second.startswith("agent process imported torch: no;"), second
+    # what the agent played is what model.predict plays on the same observations
+    log = dict(np.load(runs / f"{env_id}.npz"))
+    assert len(log["obs"]) == int(match.group(4)) and log["episode_start"][0].all()
+    model = RecurrentPPO.load(str(runs / "logs" / "rppo" / f"{env_id}_1" / f"{env_id}.zip"), device="cpu")
+    assert _replay_log(model, log, sidecar["action_layout"]) <= max(1, log["action"].size // 1000)
+
+
+def test_actor_only_graph(exported, tmp_path):
+    """Without the critic: no value, no critic state; the same actions, logits and actor state."""
+    model, norm, case = exported["model"], exported["norm"], exported["case"]
+    full = make_acting_step(model.policy, norm, action_masks=case.masks)
+    actor = make_acting_step(model.policy, norm, action_masks=case.masks, value=False)
+    assert "value" not in [s.name for s in actor.outputs]
+    assert all(s.input.endswith("_actor") for s in actor.state)
+    inputs = full.example_inputs(batch=5, seed=3)
+    names = [s.name for s in full.inputs]
+    keep = [t for name, t in zip(names, inputs, strict=True) if name in {s.name for s in actor.inputs}]
+    with th.no_grad():
+        a, b = dict(zip([s.name for s in full.outputs], full(*inputs))), dict(zip([s.name for s in actor.outputs],
+                                                                                    actor(*keep)))
+    for name, value in b.items():
+        assert th.equal(value, a[name]), name

@@ -151,7 +151,8 @@ _SUPPORTED_DISTRIBUTIONS = (
 
 
 def action_kind(policy: ActorCriticPolicy) -> str:
-    """``"hybrid"``, ``"discrete"``, ``"multidiscrete"``, ``"multibinary"`` or ``"box"`` (else an :class:`ExportError`)."""
+    """``"hybrid"``, ``"discrete"``, ``"multidiscrete"``, ``"multibinary"`` or ``"box"``; else an
+    :class:`ExportError` naming the distribution."""
     dist = policy.action_dist
     if isinstance(dist, CategoricalBernoulliDistribution):  # before MultiCategorical: it subclasses it
         return "hybrid"
@@ -204,10 +205,12 @@ class ActingStep(nn.Module):
         CPU float32 copy first by the caller: this module shares its parameters)
     :param obs_normalization: ``VecNormalize`` statistics to fold in, or None
     :param action_masks: add an ``action_masks`` input (bool, True = allowed) applied to the logits
+    :param value: compute the critic: the ``value`` output and the critic core's state (False: an
+        actor-only graph, all a game needs to act, about half the work with a critic core)
     """
 
     def __init__(self, policy: ActorCriticPolicy, obs_normalization: ObsNormalization | None = None,
-                 action_masks: bool = False) -> None:
+                 action_masks: bool = False, value: bool = True) -> None:
         super().__init__()
         if not isinstance(policy, ActorCriticPolicy):
             raise ExportError(f"export: policy {type(policy).__name__} is not supported (supported: SB3 "
@@ -219,6 +222,7 @@ class ActingStep(nn.Module):
         self.parts = nn.ModuleDict({name.replace(".", "__"): module for name, module in policy_parts(policy)})
         self.kind = action_kind(policy)
         self.masked = bool(action_masks)
+        self.with_value = bool(value)
         self.recurrent = isinstance(policy, RecurrentActorCriticPolicy)
         obs_space = policy.observation_space
         self.obs_keys: list[str | None] = list(obs_space.spaces) if isinstance(obs_space, spaces.Dict) else [None]
@@ -320,14 +324,15 @@ class ActingStep(nn.Module):
             TensorSpec(logits_name, ("batch", layout["n_logits"]), "float32",
                        "Gaussian mean" if self.kind == "box" else
                        "action logits (a masked choice's is -1e8, a forced button's -/+1e8)"),
-            TensorSpec("value", ("batch",), "float32", "critic value"),
         ]
+        if self.with_value:
+            outputs.append(TensorSpec("value", ("batch",), "float32", "critic value"))
         outputs += [TensorSpec(s.output, s.shape, s.dtype, f"next value of {s.input}") for s in states]
         return inputs, outputs, states
 
     def _cores(self) -> list[tuple[str, nn.Module]]:
         cores = [("actor", self.policy.lstm_actor)]
-        if self.policy.lstm_critic is not None:
+        if self.policy.lstm_critic is not None and self.with_value:
             cores.append(("critic", self.policy.lstm_critic))
         return cores
 
@@ -380,24 +385,23 @@ class ActingStep(nn.Module):
                     next_states.append(h_next.transpose(0, 1))
                 latents[role] = out[0]
             latent_pi = latents["actor"]
-            if "critic" in latents:
+            if not self.with_value:
+                latent_vf = None
+            elif "critic" in latents:
                 latent_vf = latents["critic"]
             elif self.policy.shared_lstm:
                 latent_vf = latent_pi
             else:
                 latent_vf = self.policy.critic(vf_features)
-            latent_pi = self.policy.mlp_extractor.forward_actor(latent_pi)
-            latent_vf = self.policy.mlp_extractor.forward_critic(latent_vf)
-        elif self.policy.share_features_extractor:
-            latent_pi, latent_vf = self.policy.mlp_extractor(pi_features)
-        else:
-            latent_pi = self.policy.mlp_extractor.forward_actor(pi_features)
-            latent_vf = self.policy.mlp_extractor.forward_critic(vf_features)
-        logits = self.policy.action_net(latent_pi)
+        else:  # SB3's MlpExtractor.forward is (forward_actor, forward_critic) of the same features
+            latent_pi, latent_vf = pi_features, vf_features
+        logits = self.policy.action_net(self.policy.mlp_extractor.forward_actor(latent_pi))
         if self.masked:
             logits = self._apply_masks(logits, args.pop(0))
-        value = self.policy.value_net(latent_vf)[:, 0]
-        return (self._mode(logits), logits, value, *next_states)
+        outputs = [self._mode(logits), logits]
+        if self.with_value:
+            outputs.append(self.policy.value_net(self.policy.mlp_extractor.forward_critic(latent_vf))[:, 0])
+        return (*outputs, *next_states)
 
     def _normalize(self, obs: dict[str | None, th.Tensor]) -> dict[str | None, th.Tensor]:
         if self.normalization is None:
@@ -441,6 +445,7 @@ class ActingStep(nn.Module):
         if self.recurrent:
             core = policy.lstm_actor
             critic = "lstm" if policy.lstm_critic is not None else ("shared" if policy.shared_lstm else "mlp")
+            critic = critic if self.with_value else "not exported (actor only)"
             recurrent = {"rnn_type": rnn_type_of(core), "n_layers": core.num_layers, "hidden_size": core.hidden_size,
                          "critic": critic, "state_layout": "batch first: (batch, n_layers, hidden)"}
         return {
@@ -448,6 +453,7 @@ class ActingStep(nn.Module):
             "outputs": [s.as_dict() for s in self.outputs],
             "state": [s.as_dict() for s in self.state],
             "recurrent": recurrent,
+            "value": self.with_value,
             "action_layout": self._layout,
             "action_masks": ({"input": "action_masks", "size": self._masks.size, "dims": list(self._masks.dims),
                               "dtype": "bool", "legal": True} if self.masked else None),

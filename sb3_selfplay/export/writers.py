@@ -98,6 +98,7 @@ def make_acting_step(
     policy: ActorCriticPolicy,
     obs_normalization: ObsNormalization | Any | None = None,
     action_masks: bool = False,
+    value: bool = True,
 ) -> ActingStep:
     """
     An :class:`ActingStep` over a CPU float32 copy of ``policy`` (the model itself is untouched).
@@ -105,6 +106,7 @@ def make_acting_step(
     :param policy: the model's policy (``model.policy``)
     :param obs_normalization: :class:`ObsNormalization`, an SB3 ``VecNormalize``, or None
     :param action_masks: add the ``action_masks`` input
+    :param value: include the critic (``value`` output, critic state); False: an actor-only graph
     """
     if obs_normalization is not None and not isinstance(obs_normalization, ObsNormalization):
         obs_normalization = ObsNormalization.from_vecnormalize(obs_normalization)
@@ -116,7 +118,7 @@ def make_acting_step(
     policy.set_training_mode(False)
     for param in policy.parameters():
         param.requires_grad_(False)
-    return ActingStep(policy, obs_normalization, action_masks=action_masks).eval()
+    return ActingStep(policy, obs_normalization, action_masks=action_masks, value=value).eval()
 
 
 def _without_cached_tensors(dist: Any) -> Any:
@@ -277,6 +279,7 @@ def export_policy(
     torchscript_path: str | os.PathLike[str] | None = None,
     obs_normalization: ObsNormalization | Any | None = None,
     action_masks: bool = False,
+    value: bool = True,
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
     extra: dict[str, Any] | None = None,
@@ -290,6 +293,7 @@ def export_policy(
     :param torchscript_path: TorchScript output file, or None
     :param obs_normalization: the run's ``VecNormalize`` (or :class:`ObsNormalization`) to fold in
     :param action_masks: add an ``action_masks`` input (for a policy trained with masks)
+    :param value: include the critic (``value`` output and critic state); False: actor only
     :param opset: ONNX opset version
     :param verify: run each file once and compare it with the eager step
     :param extra: more JSON data for the sidecar (e.g. where the model came from)
@@ -298,7 +302,7 @@ def export_policy(
     if onnx_path is None and torchscript_path is None:
         raise ValueError("export_policy: give onnx_path and/or torchscript_path")
     policy = model.policy if hasattr(model, "policy") and not isinstance(model, nn.Module) else model
-    step = make_acting_step(policy, obs_normalization, action_masks=action_masks)
+    step = make_acting_step(policy, obs_normalization, action_masks=action_masks, value=value)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "version": SIDECAR_VERSION,
