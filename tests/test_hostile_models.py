@@ -102,7 +102,7 @@ class _Payload:
         self.marker = str(marker)
 
     def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+        return (exec, (f"with open({self.marker!r}, 'w') as f: f.write('ran')",))
 
 
 def with_payload(src: Path, dst: Path, keys: list[str], marker: Path) -> Path:

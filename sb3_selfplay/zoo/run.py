@@ -108,7 +108,7 @@ def run_experiment(
         if save and stopped in (None, "interrupted"):
             model_path = _save_final(model, settings, run_dir, callbacks.get("curriculum"))
     finally:
-        _close(env, eval_env, pool)
+        _close(env, eval_env, pool, model.logger)  # the logger: progress.csv (and TensorBoard) files
     return RunResult(run_dir, model, callbacks, model_path, stopped)
 
 
