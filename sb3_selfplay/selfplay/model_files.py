@@ -451,9 +451,12 @@ class PlayModel:
         state: tuple[np.ndarray, ...] | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
+        action_masks: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """SB3's ``BaseAlgorithm.predict``: the policy's ``predict``."""
-        return self.policy.predict(observation, state, episode_start, deterministic)
+        """The algorithm's ``predict``: the policy's (``action_masks`` passed on when given, as our algorithms do)."""
+        if action_masks is None:
+            return self.policy.predict(observation, state, episode_start, deterministic)
+        return self.policy.predict(observation, state, episode_start, deterministic, action_masks=action_masks)
 
 
 def load_play_model(
