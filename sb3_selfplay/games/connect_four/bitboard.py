@@ -21,6 +21,7 @@ __all__ = [
     "COLS",
     "FULL",
     "ROWS",
+    "WINDOWS",
     "column_bits",
     "from_cells",
     "has_four",
@@ -45,6 +46,19 @@ _DIRECTIONS = np.array([1, _H1, _H1 - 1, _H1 + 1], dtype=np.uint64)  # vertical,
 #: Bit of each observation cell, ``(ROWS, COLS)`` (observation row 0 is the top row).
 CELL_BITS = np.array(
     [[1 << (c * _H1 + (ROWS - 1 - r)) for c in range(COLS)] for r in range(ROWS)], dtype=np.uint64
+)
+
+
+#: The 69 lines of four cells (every four in a row the board can hold), as bits.
+WINDOWS = np.array(
+    [
+        sum(1 << ((c + k * dc) * _H1 + r + k * dr) for k in range(4))
+        for c in range(COLS)
+        for r in range(ROWS)
+        for dc, dr in ((1, 0), (0, 1), (1, 1), (1, -1))
+        if 0 <= c + 3 * dc < COLS and 0 <= r + 3 * dr < ROWS
+    ],
+    dtype=np.uint64,
 )
 
 

@@ -4,8 +4,8 @@
 - ``greedy`` (:class:`GreedyBot`): wins if it can, else blocks the opponent's immediate win,
   else drops a random legal column drawn with weights 1-2-3-4-3-2-1 (the centre preferred).
 - ``negamax`` (:class:`NegamaxBot`, ``depth=2``) and ``negamax4`` (``depth=4``): negamax with
-  alpha-beta pruning to a fixed depth; leaves scored by open threats (empty cells that would
-  complete a four) and centre pieces; a random pick among the equally best columns, so games
+  alpha-beta pruning to a fixed depth; leaves scored by the lines of four each seat can still
+  fill (two or three pieces in them) and centre pieces; a random pick among the equally best columns, so games
   differ. The search runs over all envs at once: every node is one set of array operations over
   the envs still searching there, and a subtree is skipped once every env has cut it off; the
   last two plies are searched full-width as one array expansion (7 x 7 children per position),
@@ -29,6 +29,7 @@ from sb3_selfplay.games.connect_four.bitboard import (
     COLUMN_MASKS,
     COLS,
     FULL,
+    WINDOWS,
     column_bits,
     from_cells,
     playable,
@@ -101,11 +102,22 @@ class GreedyBot(_ConnectFourBot):
         return self._pick(candidates, weights)
 
 
+#: Heuristic score of a line of four by ``5 * (own pieces) + (their pieces)``: +2 / +5 for two /
+#: three own pieces and none of theirs, -2 / -4 for two / three of theirs and none own.
+_LINE_SCORE = np.zeros(25)
+_LINE_SCORE[[10, 15]] = 2.0, 5.0
+_LINE_SCORE[[2, 3]] = -2.0, -4.0
+
+
 def _heuristic(mine: np.ndarray, theirs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Score of a position for the seat to move: its open threats minus the opponent's, plus centre pieces."""
-    threats = popcount(winning_cells(mine, mask)).astype(np.float64) - popcount(winning_cells(theirs, mask))
+    """
+    Score of a position for the seat to move: over the 69 lines of four, +2 / +5 for each line
+    with two / three of its pieces and none of the opponent's, -2 / -4 for the opponent's such
+    lines, and 3 per own piece in the centre column minus the opponent's.
+    """
+    key = popcount(mine[:, None] & WINDOWS) * np.uint8(5) + popcount(theirs[:, None] & WINDOWS)
     centre = popcount(mine & _CENTRE).astype(np.float64) - popcount(theirs & _CENTRE)
-    return threats + 0.25 * centre
+    return _LINE_SCORE[key].sum(axis=1) + 3.0 * centre
 
 
 #: Plies at the bottom of the search evaluated full-width in one array expansion.
