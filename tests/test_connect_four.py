@@ -277,6 +277,10 @@ def test_state_drawing_and_text():
     image = game.render(0)
     assert image.dtype == np.uint8 and image.shape[1] == 140 and image.shape[2] == 3
     np.testing.assert_array_equal(image, rasterize(draw_connect_four(state, 140)))
+    from sb3_selfplay.replays.views import game_drawer
+
+    with game_drawer("ConnectFour-v0") as draw:  # what replays (HTML player, GIF) draw frames with
+        assert draw is not None and isinstance(draw(state, None, 1), Drawing)
     text = board_text(state)
     lines = text.splitlines()
     assert lines[5] == "| .  .  .  X [X] .  . |"
