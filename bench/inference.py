@@ -9,6 +9,8 @@ the agent's side. Everything runs in this one process on one thread (torch and o
 the methods interleaved round by round (A B C D A B C D ...); the table gives the median over
 rounds of agent-steps per wall second and per CPU second of the process, with the min-max
 spread. ``eager`` is the exported step itself run by PyTorch (no SB3 wrapper), for scale.
+The exported graphs compute the critic too (value and critic state) unless actor-only
+(``onnxruntime_actor``, ``--actor-only``); ``model.predict`` runs only the actor.
 
     python bench/inference.py                          # ~1 min
     python bench/inference.py --rounds 9 --seconds 0.5 --model logs/rppo/Duel-v0_1/Duel-v0.zip
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, environment_info, fmt, markdown_table, write_json  # noqa: E402
 
-METHODS = ("predict", "onnxruntime", "torchscript", "eager")
+METHODS = ("predict", "onnxruntime", "onnxruntime_actor", "torchscript", "eager")
 Step = Callable[[], None]
 
 
@@ -52,9 +54,10 @@ def make_steps(model: Any, folder: Path, batch: int) -> dict[str, Step]:
 
     from sb3_selfplay.export import export_policy, make_acting_step
 
-    onnx_path, ts_path = folder / "agent.onnx", folder / "agent.pt"
+    onnx_path, ts_path, actor_path = folder / "agent.onnx", folder / "agent.pt", folder / "actor.onnx"
     if not onnx_path.exists():
         export_policy(model, onnx_path, ts_path)
+        export_policy(model, actor_path, value=False)
     rng = np.random.default_rng(0)
     space = model.observation_space
     obs = rng.uniform(space.low, space.high, size=(batch, *space.shape)).astype(np.float32)
@@ -72,20 +75,28 @@ def make_steps(model: Any, folder: Path, batch: int) -> dict[str, Step]:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     step_module = make_acting_step(model.policy)
     specs = step_module.state
     out_names = [s.name for s in step_module.outputs]
-    feed: dict[str, Any] = {"obs": obs, "episode_start": starts.astype(np.float32)}
-    feed.update({s.input: np.zeros((batch, *s.shape[1:]), np.float32) for s in specs})
     index = {s.output: out_names.index(s.output) for s in specs}
 
-    def onnx() -> None:
-        out = session.run(None, feed)
-        for s in specs:
-            feed[s.input] = out[index[s.output]]
+    def onnx_step(path: Path, value: bool) -> Step:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        module = step_module if value else make_acting_step(model.policy, value=False)
+        names = [s.name for s in module.outputs]
+        feed: dict[str, Any] = {"obs": obs, "episode_start": starts.astype(np.float32)}
+        feed.update({s.input: np.zeros((batch, *s.shape[1:]), np.float32) for s in module.state})
+        pairs = [(s.input, names.index(s.output)) for s in module.state]
 
-    steps["onnxruntime"] = onnx
+        def run() -> None:
+            out = session.run(None, feed)
+            for name, i in pairs:
+                feed[name] = out[i]
+
+        return run
+
+    steps["onnxruntime"] = onnx_step(onnx_path, value=True)
+    steps["onnxruntime_actor"] = onnx_step(actor_path, value=False)
 
     def torch_step(module: Any) -> Step:
         state = [th.zeros((batch, *s.shape[1:])) for s in specs]

@@ -41,6 +41,9 @@ from sb3_selfplay.export import (
 
 ort = pytest.importorskip("onnxruntime")
 
+# TorchScript is deprecated in recent PyTorch (torch.jit.load warns); the issue asks for it all the same
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
 ROOT = Path(__file__).resolve().parent.parent
 N_STEPS = 500
 TOL = 1e-5
@@ -57,6 +60,7 @@ class Case:
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
     normalize: bool = False
     masks: bool = False
+    steps: int = N_STEPS
 
 
 CASES = [
@@ -82,6 +86,10 @@ CASES = [
          normalize=True),
     Case("duel-ppo-hybrid-masks", "ppo", "Duel-v0", policy="HybridMlpPolicy", masks=True),
     Case("connect4-ppo-masks", "ppo", "ConnectFour-v0", policy="HybridMlpPolicy", masks=True),
+    # Dict observations: an image through SB3's NatureCNN (CombinedExtractor) and a vector normalised
+    # by VecNormalize (norm_obs_keys), one input per key; fewer steps (the CNN is the slow part)
+    Case("multiobs-cnn-lstm", "rppo", "SimpleMultiObsEnv", policy="MultiInputLstmPolicy",
+         policy_kwargs=dict(rnn_type="lstm"), normalize=True, steps=100),
 ]
 
 
@@ -100,6 +108,10 @@ class RandomMasks(gym.Wrapper):
 
 
 def _make_env(case: Case, n_envs: int, seed: int) -> Any:
+    if case.env_id == "SimpleMultiObsEnv":
+        from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+        return make_vec_env(lambda: SimpleMultiObsEnv(random_start=True), n_envs=n_envs, seed=seed)
     own_masks = case.env_id == "ConnectFour-v0"
     wrapper = RandomMasks if case.masks and not own_masks else None
     return make_vec_env(case.env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper)
@@ -107,14 +119,15 @@ def _make_env(case: Case, n_envs: int, seed: int) -> Any:
 
 def _train(case: Case, seed: int = 0) -> tuple[Any, VecNormalize | None]:
     venv = _make_env(case, n_envs=2, seed=seed)
-    norm = VecNormalize(venv, norm_reward=False) if case.normalize else None
+    dict_obs = isinstance(venv.observation_space, gym.spaces.Dict)
+    norm = VecNormalize(venv, norm_reward=False, norm_obs_keys=["vec"] if dict_obs else None) if case.normalize else None
     kwargs: dict[str, Any] = dict(n_steps=32, batch_size=32, n_epochs=2, seed=seed)
     if case.algo == "rppo":
         model = RecurrentPPO(case.policy, norm or venv, sequence_length=8,
                              policy_kwargs=dict(lstm_hidden_size=16, net_arch=[16], **case.policy_kwargs), **kwargs)
     else:
         model = PPO(case.policy, norm or venv, policy_kwargs=dict(net_arch=[16]), **kwargs)
-    model.learn(256)
+    model.learn(64 if dict_obs else 256)
     if norm is not None:
         norm.training = False
     return model, norm
@@ -126,7 +139,7 @@ def exported(request, tmp_path_factory) -> dict[str, Any]:
     model, norm = _train(case)
     out = tmp_path_factory.mktemp(case.name)
     sidecar = export_policy(model, out / "agent.onnx", out / "agent.pt", obs_normalization=norm,
-                            action_masks=case.masks)
+                            action_masks=case.masks, observation_space=_make_env(case, 1, 0).observation_space)
     return {"case": case, "model": model, "norm": norm, "dir": out, "sidecar": sidecar}
 
 
@@ -186,9 +199,10 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
     n_starts = 0
     ties = {"onnx": 0, "torchscript": 0}
     decisions = overruled = 0
-    for t in range(N_STEPS):
+    period = min(120, case.steps // 4)
+    for t in range(case.steps):
         # forced episode starts (the env keeps going): every env restarts its state a few times
-        starts = starts | (((t + 41 * np.arange(batch)) % 120) == 0) & (t > 0)
+        starts = starts | (((t + 41 * np.arange(batch)) % period) == 0) & (t > 0)
         n_starts += int(starts.sum())
         obs = norm.normalize_obs(raw) if norm is not None else raw
         masks = get_action_masks(env) if case.masks else None
@@ -201,8 +215,8 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
                           else sidecar["action_layout"]["n_categorical"])
             overruled += int((reference.logits.numpy()[:, :n_first].argmax(1) != first).sum())
         for runtime in ("onnx", "torchscript"):
-            feed = {"obs": raw.astype(np.float32) if raw.dtype == np.float64 else raw,
-                    "episode_start": starts.astype(np.float32), "action_masks": masks, **carried[runtime]}
+            feed = {**_obs_feed(raw), "episode_start": starts.astype(np.float32), "action_masks": masks,
+                    **carried[runtime]}
             feed = {name: feed[name] for name in in_names}
             if runtime == "onnx":
                 got = dict(zip(out_names, session.run(None, feed), strict=True))
@@ -242,6 +256,13 @@ def _run_parity(exp: dict[str, Any], batch: int) -> None:
         assert overruled > N_STEPS * batch // 10  # the masks mattered
     for runtime, count in ties.items():  # a float tie is rare: not a way for wrong actions to pass
         assert count <= max(1, decisions // 1000), (runtime, count, decisions)
+
+
+def _obs_feed(raw: Any) -> dict[str, np.ndarray]:
+    """Graph inputs of a raw observation: ``obs``, or ``obs_<key>`` per key of a Dict (float64 as float32)."""
+    items = raw.items() if isinstance(raw, dict) else [(None, raw)]
+    return {("obs" if key is None else f"obs_{key}"): (v.astype(np.float32) if v.dtype == np.float64 else v)
+            for key, v in items}
 
 
 def _count_float_ties(got: np.ndarray, want: np.ndarray, logits: np.ndarray, layout: dict[str, Any],

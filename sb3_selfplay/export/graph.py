@@ -35,6 +35,7 @@ from stable_baselines3.common.distributions import (
     StateDependentNoiseDistribution,
 )
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 
 from sb3_selfplay.distributions import CategoricalBernoulliDistribution
@@ -140,6 +141,22 @@ def policy_parts(policy: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+def _channels_last_keys(policy_spaces: dict[str | None, spaces.Space], env_space: spaces.Space | None
+                        ) -> list[str | None]:
+    """Observation keys whose env images are channels-last while the policy's are channels-first."""
+    if env_space is None:
+        return []
+    env_spaces = env_space.spaces if isinstance(env_space, spaces.Dict) else {None: env_space}
+    keys = []
+    for key, space in policy_spaces.items():
+        raw = env_spaces.get(key)
+        if (isinstance(space, spaces.Box) and isinstance(raw, spaces.Box) and len(space.shape) == 3
+                and is_image_space(space, check_channels=False) and raw.shape != space.shape
+                and tuple(raw.shape) == (space.shape[1], space.shape[2], space.shape[0])):
+            keys.append(key)
+    return keys
+
+
 _SUPPORTED_DISTRIBUTIONS = (
     CategoricalBernoulliDistribution,
     CategoricalDistribution,
@@ -207,10 +224,14 @@ class ActingStep(nn.Module):
     :param action_masks: add an ``action_masks`` input (bool, True = allowed) applied to the logits
     :param value: compute the critic: the ``value`` output and the critic core's state (False: an
         actor-only graph, all a game needs to act, about half the work with a critic core)
+    :param observation_space: the env's own observation space, when its images are channels-last
+        and SB3 trained the policy on them transposed (``VecTransposeImage``): those inputs then
+        take the env's layout and are transposed inside the graph, as ``predict`` does
     """
 
     def __init__(self, policy: ActorCriticPolicy, obs_normalization: ObsNormalization | None = None,
-                 action_masks: bool = False, value: bool = True) -> None:
+                 action_masks: bool = False, value: bool = True,
+                 observation_space: spaces.Space | None = None) -> None:
         super().__init__()
         if not isinstance(policy, ActorCriticPolicy):
             raise ExportError(f"export: policy {type(policy).__name__} is not supported (supported: SB3 "
@@ -229,6 +250,10 @@ class ActingStep(nn.Module):
         sub_spaces = obs_space.spaces if isinstance(obs_space, spaces.Dict) else {None: obs_space}
         self._obs_dtypes = {k: _obs_input_dtype(s) for k, s in sub_spaces.items()}
         self._obs_shapes = {k: _obs_shape(s) for k, s in sub_spaces.items()}
+        self._channels_last = _channels_last_keys(sub_spaces, observation_space)
+        for key in self._channels_last:
+            c, h, w = self._obs_shapes[key]
+            self._obs_shapes[key] = (h, w, c)
         self.normalization = obs_normalization
         self._norm_keys: list[str | None] = []
         if obs_normalization is not None:
@@ -302,6 +327,8 @@ class ActingStep(nn.Module):
         for key in self.obs_keys:
             name = "obs" if key is None else f"obs_{key}"
             doc = "raw observation (VecNormalize statistics are folded in)" if self.normalization else "observation"
+            if key in self._channels_last:
+                doc += "; channels last, as the env gives it (transposed inside the graph)"
             inputs.append(TensorSpec(name, ("batch", *self._obs_shapes[key]), _DTYPE_NAMES[self._obs_dtypes[key]], doc))
         states: list[StateSpec] = []
         if self.recurrent:
@@ -346,6 +373,8 @@ class ActingStep(nn.Module):
             sub = sub_spaces[key]
             sub.seed(seed)
             sample = np.stack([sub.sample() for _ in range(batch)])
+            if key in self._channels_last:
+                sample = sample.transpose(0, 2, 3, 1)
             out.append(th.as_tensor(sample).to(self._obs_dtypes[key]))
         if self.recurrent:
             out.append((th.arange(batch) % 2 == 0).float())
@@ -364,6 +393,8 @@ class ActingStep(nn.Module):
         args = list(args)
         obs = {key: args.pop(0) for key in self.obs_keys}
         obs = self._normalize(obs)
+        for key in self._channels_last:  # VecTransposeImage: (H, W, C) -> (C, H, W), after VecNormalize
+            obs[key] = obs[key].permute(0, 3, 1, 2)
         observation: Any = obs[None] if self.obs_keys == [None] else obs
         features = self.policy.extract_features(observation)
         pi_features, vf_features = (features, features) if self.policy.share_features_extractor else features

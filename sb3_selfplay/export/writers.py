@@ -99,6 +99,7 @@ def make_acting_step(
     obs_normalization: ObsNormalization | Any | None = None,
     action_masks: bool = False,
     value: bool = True,
+    observation_space: spaces.Space | None = None,
 ) -> ActingStep:
     """
     An :class:`ActingStep` over a CPU float32 copy of ``policy`` (the model itself is untouched).
@@ -107,6 +108,8 @@ def make_acting_step(
     :param obs_normalization: :class:`ObsNormalization`, an SB3 ``VecNormalize``, or None
     :param action_masks: add the ``action_masks`` input
     :param value: include the critic (``value`` output, critic state); False: an actor-only graph
+    :param observation_space: the env's observation space (channels-last images are then taken as
+        the env gives them); None: inputs shaped as the policy's observation space
     """
     if obs_normalization is not None and not isinstance(obs_normalization, ObsNormalization):
         obs_normalization = ObsNormalization.from_vecnormalize(obs_normalization)
@@ -118,7 +121,8 @@ def make_acting_step(
     policy.set_training_mode(False)
     for param in policy.parameters():
         param.requires_grad_(False)
-    return ActingStep(policy, obs_normalization, action_masks=action_masks, value=value).eval()
+    return ActingStep(policy, obs_normalization, action_masks=action_masks, value=value,
+                      observation_space=observation_space).eval()
 
 
 def _without_cached_tensors(dist: Any) -> Any:
@@ -280,6 +284,7 @@ def export_policy(
     obs_normalization: ObsNormalization | Any | None = None,
     action_masks: bool = False,
     value: bool = True,
+    observation_space: spaces.Space | None = None,
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
     extra: dict[str, Any] | None = None,
@@ -294,6 +299,7 @@ def export_policy(
     :param obs_normalization: the run's ``VecNormalize`` (or :class:`ObsNormalization`) to fold in
     :param action_masks: add an ``action_masks`` input (for a policy trained with masks)
     :param value: include the critic (``value`` output and critic state); False: actor only
+    :param observation_space: the env's observation space, for channels-last images (see :class:`ActingStep`)
     :param opset: ONNX opset version
     :param verify: run each file once and compare it with the eager step
     :param extra: more JSON data for the sidecar (e.g. where the model came from)
@@ -302,7 +308,8 @@ def export_policy(
     if onnx_path is None and torchscript_path is None:
         raise ValueError("export_policy: give onnx_path and/or torchscript_path")
     policy = model.policy if hasattr(model, "policy") and not isinstance(model, nn.Module) else model
-    step = make_acting_step(policy, obs_normalization, action_masks=action_masks, value=value)
+    step = make_acting_step(policy, obs_normalization, action_masks=action_masks, value=value,
+                            observation_space=observation_space)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "version": SIDECAR_VERSION,

@@ -195,7 +195,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
         source = {"model": str(model_path), "env_id": env_id, "num_timesteps": model.num_timesteps,
                   "vecnormalize": str(vecnormalize) if vecnormalize else None}
         sidecar = export_policy(model.policy, args.onnx, args.torchscript, obs_normalization=stats,
-                                action_masks=masks, value=not args.actor_only, opset=args.opset,
+                                action_masks=masks, value=not args.actor_only,
+                                observation_space=observation_space, opset=args.opset,
                                 verify=not args.no_verify, extra={"algo": model.algorithm, "source": source})
     except (ConfigError, ExportError) as exc:
         print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
