@@ -272,12 +272,20 @@ def test_bad_evaluation_model_is_one_line_before_any_folder(own_logs, bad_models
     assert run_folders(own_logs) == before
 
 
-def test_resume_without_trust_pickle_is_refused_before_any_folder(logs, capsys):
-    before = run_folders(logs)
-    assert train.main(prog="train", argv=train_args(logs, "-i", str(logs / "rppo" / "Duel-v0_1"))) == 2
-    line = one_error_line(capsys, "train")
-    assert "--trust-pickle" in line and "Duel-v0.zip" in line
-    assert run_folders(logs) == before
+def test_resume_without_trust_pickle_reads_only_weights_and_counters(own_logs, monkeypatch):
+    """-i rebuilds the model from the settings: nothing from the zip is unpickled (SB3's loader is never called)."""
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    def no_pickle_loader(*args, **kwargs):
+        raise AssertionError("SB3's pickle loader was used")
+
+    monkeypatch.setattr(BaseAlgorithm, "load", classmethod(no_pickle_loader))
+    source = own_logs / "rppo" / "Duel-v0_1" / "Duel-v0.zip"
+    saved = json.loads(zipfile.ZipFile(source).read("data"))["num_timesteps"]
+    assert train.main(prog="train", argv=train_args(own_logs, "-i", str(source))) == 0
+    monkeypatch.undo()
+    resumed = RecurrentPPO.load(own_logs / "rppo" / "Duel-v0_2" / "Duel-v0.zip", device="cpu")
+    assert resumed.num_timesteps > saved  # the step counter carried over, then training went on
 
 
 def test_failed_setup_removes_the_run_folder(own_logs, monkeypatch, capsys):

@@ -7,9 +7,11 @@ reads YAML or decides what a run does (see :mod:`sb3_selfplay.zoo.run`).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pickle
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -189,10 +191,18 @@ def make_model(
     env: VecEnv,
     options: RunOptions,
     trained_agent: Path | None = None,
+    trust_pickle: bool = False,
 ) -> BaseAlgorithm:
-    """The algorithm: built from the settings, or loaded from ``trained_agent`` (``-i``) with ``env``."""
+    """
+    The algorithm built from the settings; with ``trained_agent`` (``-i``) it continues that model.
+
+    Resuming does not unpickle the model file: the model is built from the settings (as rl_zoo3
+    loads with the current hyperparameters), then its weights and optimizer state are read with
+    ``set_parameters`` (``torch.load(weights_only=True)``) and its step counters from the zip's
+    JSON ``data``. ``trust_pickle`` uses SB3's own loader instead.
+    """
     cls = ALGOS[settings.algo]
-    if trained_agent is not None:
+    if trained_agent is not None and trust_pickle:
         model = cls.load(str(trained_agent), env=env, device=options.device, verbose=options.verbose)
         if options.seed is not None:
             model.set_random_seed(options.seed)
@@ -200,9 +210,35 @@ def make_model(
     policy: Any = settings.policy
     if policy not in cls.policy_aliases:
         policy = policy_class(settings.algo, policy, options.allowed_prefixes)
-    return cls(policy, env, seed=options.seed, device=options.device, verbose=options.verbose,
-               policy_kwargs=resolve_policy_kwargs(settings.policy_kwargs, options.allowed_prefixes),
-               **settings.algo_kwargs.kwargs())
+    model = cls(policy, env, seed=options.seed, device=options.device, verbose=options.verbose,
+                policy_kwargs=resolve_policy_kwargs(settings.policy_kwargs, options.allowed_prefixes),
+                **settings.algo_kwargs.kwargs())
+    if trained_agent is not None:
+        resume_parameters(model, trained_agent)
+    return model
+
+
+#: Counters of a saved model that resuming carries over (plain JSON numbers in the zip's ``data``).
+_RESUMED_COUNTERS = ("num_timesteps", "_n_updates", "_episode_num")
+
+
+def resume_parameters(model: BaseAlgorithm, path: Path) -> None:
+    """
+    Continue a saved model in ``model`` without unpickling: weights and optimizer state through
+    ``set_parameters`` (``weights_only``), step counters from the JSON ``data``. One-line
+    :class:`ConfigError` naming the file when its parameters do not fit the settings' model.
+    """
+    try:
+        model.set_parameters(str(path), exact_match=True, device=model.device)
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (ValueError, RuntimeError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"-i: {path}: its parameters do not fit the model of these settings "
+                          f"({' '.join(str(exc).split())[:300]})") from None
+    for name in _RESUMED_COUNTERS:
+        value = data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            setattr(model, name, value)
 
 
 def make_logger(run_dir: Path, options: RunOptions, tb_name: str) -> Logger:

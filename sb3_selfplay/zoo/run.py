@@ -80,7 +80,7 @@ def run_experiment(
         if settings.selfplay is None and options.eval_freq > 0:
             eval_env = make_env(settings, seed=None if options.seed is None else options.seed + 1000,
                                 n_envs=options.n_eval_envs, training=False, vec_env=options.vec_env)
-        model = make_model(settings, env, options, agent.model if agent else None)
+        model = make_model(settings, env, options, agent.model if agent else None, trust_pickle=trust_pickle)
         tb_name = f"{settings.env_id}/{settings.algo}_{run_dir.name.rsplit('_', 1)[-1]}"
         model.set_logger(make_logger(run_dir, options, tb_name))
         callbacks = make_callbacks(settings, options, env, pool, run_dir, eval_env,
@@ -136,8 +136,7 @@ def _save_final(model: BaseAlgorithm, settings: ExperimentSettings, run_dir: Pat
 def check_trained_agent(agent: TrainedAgent, settings: ExperimentSettings, trust_pickle: bool = False) -> None:
     """
     Check the ``-i`` model without unpickling it: a readable model zip of the run's algorithm and
-    spaces; then, since resuming reads it with SB3's loader (which unpickles it), refuse without
-    ``trust_pickle``. One-line :class:`ConfigError` naming the file and what does not match.
+    spaces. One-line :class:`ConfigError` naming the file and what does not match.
     """
     observation_space, action_space = env_spaces(settings)
     try:
@@ -147,9 +146,6 @@ def check_trained_agent(agent: TrainedAgent, settings: ExperimentSettings, trust
                          env_id=settings.env_id)
     except ModelFileError as exc:
         raise ConfigError(f"-i: {exc}") from None
-    if not trust_pickle:
-        raise ConfigError(f"-i: {agent.model}: resuming reads the model with SB3's loader, which unpickles it "
-                          "(unpickling can run code); pass --trust-pickle to resume a run you trust")
 
 
 def check_eval_opponents(settings: ExperimentSettings, options: RunOptions, trust_pickle: bool = False) -> None:
@@ -182,8 +178,9 @@ def train(
     failed start leaves nothing behind.
 
     :param trust_pickle: Resume ``-i`` with SB3's loader (it unpickles the model and its
-        ``VecNormalize`` file: resuming is a decision to trust them); without it ``-i`` is refused.
-        Also read evaluation-set model files with SB3's loader.
+        ``VecNormalize`` file); without it, ``-i`` rebuilds the model from the settings and reads
+        only weights, optimizer state and counters (no unpickling). Also read evaluation-set model
+        files with SB3's loader.
     :raises ConfigError: one line, before or instead of any half-made run folder.
     """
     agent = find_trained_agent(options.trained_agent, settings.env_id) if options.trained_agent else None
