@@ -2,8 +2,9 @@
 opponent bank, the learner's SelfPlayVecEnv, evaluation games and tournaments. (The training
 callbacks, ``SelfPlayCallback`` among them, live in :mod:`sb3_selfplay.callbacks`.)"""
 
-from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
 from sb3_selfplay.selfplay.maintenance import RepairReport, copy_pool, repair_pool
+from sb3_selfplay.selfplay.model_files import ModelFileError
+from sb3_selfplay.selfplay.players import PlayerBank, actor_signature
 from sb3_selfplay.selfplay.pool import (
     LEARNER,
     LedgerError,
@@ -17,7 +18,7 @@ from sb3_selfplay.selfplay.pool import (
 from sb3_selfplay.selfplay.ratings import BTResult, expected_score, fit_bradley_terry, update_elo
 from sb3_selfplay.selfplay.registry import register_kwarg_class, register_policy_class, registered_policy_classes
 from sb3_selfplay.selfplay.report import plot_ratings, ratings_table
-from sb3_selfplay.selfplay.sampling import LATEST, OPPONENT_SAMPLERS, get_sampler, sample_opponents
+from sb3_selfplay.selfplay.sampling import LATEST, OPPONENT_SAMPLERS, OpponentSampling, get_sampler, sample_opponents
 from sb3_selfplay.selfplay.serialization import (
     DEFAULT_ALLOWED_PREFIXES,
     SerializationError,
@@ -36,7 +37,9 @@ __all__ = [
     "BTResult",
     "LedgerError",
     "MatchRecord",
+    "ModelFileError",
     "OpponentPool",
+    "OpponentSampling",
     "PlayerBank",
     "PoolError",
     "RepairReport",

@@ -71,7 +71,7 @@ def debug_report(result: RunResult, settings: ExperimentSettings) -> tuple[bool,
     run, cbs = result.run_dir, result.callbacks
     lines: list[tuple[str, bool, str]] = []
     if settings.selfplay is not None:
-        with OpponentPool(run / "pool") as pool:
+        with OpponentPool(run / "pool", read_only=True) as pool:
             snaps, games = len(pool.snapshot_ids()), pool.num_matches()
         lines.append(("self-play", snaps > 0 and games > 0, f"{snaps} snapshots, {games} recorded games"))
     cur = cbs.get("curriculum")
