@@ -138,7 +138,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'game':<15} {'num_envs':>8} {'env-steps/s (min-max)':>34} {'per CPU-s (min-max)':>34} {'us/step':>9} {'episodes':>9}")
+    print(
+        f"{'game':<15} {'num_envs':>8} {'env-steps/s (min-max)':>34} {'per CPU-s (min-max)':>34} "
+        f"{'us/step':>9} {'episodes':>9}"
+    )
     for r in rows:
         lo, hi = r["env_steps_per_s_min_max"]
         clo, chi = r["env_steps_per_cpu_s_min_max"]

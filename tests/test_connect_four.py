@@ -173,8 +173,8 @@ def test_bots_are_registered_and_respect_masks():
 def test_greedy_wins_then_blocks():
     game = ConnectFourGame(2)
     game.reset()
-    play(game, [0, 6, 0, 6, 0], env=0)  # seat 1 to move; seat 0 threatens column 0; seat 1 threatens 6 too? no: two pieces
-    play(game, [0, 6, 1, 6, 2, 5], env=1)  # seat 0 to move: three in a row on the bottom (0,1,2) -> win at 3
+    play(game, [0, 6, 0, 6, 0], env=0)  # seat 1 to move: seat 0 has three in column 0, block it there
+    play(game, [0, 6, 1, 6, 2, 5], env=1)  # seat 0 to move: three in a row on the bottom (0, 1, 2), win at 3
     bot = make_bot(game, "greedy", 2, seed=0)
     seat = game.to_play()
     masks = game.action_masks()[np.arange(2), seat]
@@ -339,7 +339,7 @@ def test_aec_view_plays_like_connect_four_v3():
         ref.reset(seed=0)
         for agent in ours.agent_iter():
             obs, reward, term, trunc, _ = ours.last()
-            ref_obs, ref_reward, ref_term, ref_trunc, _ = ref.last()
+            ref_obs, ref_reward, ref_term, _, _ = ref.last()
             assert agent == ref.agent_selection and reward == ref_reward and term == ref_term
             np.testing.assert_array_equal(obs["observation"], ref_obs["observation"])
             np.testing.assert_array_equal(obs["action_mask"], ref_obs["action_mask"])

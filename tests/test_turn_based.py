@@ -149,7 +149,8 @@ def test_learner_sees_only_its_turns_and_rewards_add_up(game_id):
     for _ in range(300):
         seats = env.seats()
         assert (game.to_play() == seats).all()
-        np.testing.assert_array_equal(obs, game._observe()[ar, seats] if game_id != "ConnectFour-v0" else game._obs[ar, seats])
+        full = game._obs if game_id == "ConnectFour-v0" else game._observe()
+        np.testing.assert_array_equal(obs, full[ar, seats])
         masks = get_action_masks(env)
         np.testing.assert_array_equal(masks, game.action_masks()[ar, seats])
         assert masks.any(axis=1).all()
@@ -180,7 +181,7 @@ def test_games_that_end_before_the_learner_moves_are_recorded_not_shown(tmp_path
     shown = 0
     for _ in range(100):
         assert (game.to_play() == 1).all() and (obs[:, 0] == 1).all()  # the learner faces 1 left
-        obs, rewards, dones, infos = env.step(random_legal(rng, get_action_masks(env)))
+        obs, rewards, dones, _ = env.step(random_legal(rng, get_action_masks(env)))
         assert dones.all() and (rewards > 0.5).all()  # it takes the last one: a win
         shown += int(dones.sum())
     results = env.pop_results()
@@ -190,7 +191,7 @@ def test_games_that_end_before_the_learner_moves_are_recorded_not_shown(tmp_path
 
 
 def test_a_move_that_lets_the_opponent_win_is_paid_minus_one(column_bot):
-    """The learner (seat 0) plays 6, 6, 6, 5; the bot stacks column 0 and wins on its 4th move, inside the learner's 4th step."""
+    """The learner (seat 0) plays 6, 6, 6, 5; the bot stacks column 0 and wins inside the learner's 4th step."""
     game = make_game("ConnectFour-v0", 2)
     env = SelfPlayVecEnv(game, None, learner_seat=0, latest_ratio=0.0, bots=[column_bot], seed=0)
     obs = env.reset()
@@ -209,7 +210,8 @@ def test_a_move_that_lets_the_opponent_win_is_paid_minus_one(column_bot):
     assert [bool(o[2][0]) for o in out] == [False, False, False, True]
     assert out[-1][1].tolist() == [1.0, 1.0] and out[-1][3][0]["selfplay"]["outcome"] == "win"
     # In seat 1 the learner's first observation already holds the bot's first move.
-    env1 = SelfPlayVecEnv(make_game("ConnectFour-v0", 1), None, learner_seat=1, latest_ratio=0.0, bots=[column_bot], seed=0)
+    game1 = make_game("ConnectFour-v0", 1)
+    env1 = SelfPlayVecEnv(game1, None, learner_seat=1, latest_ratio=0.0, bots=[column_bot], seed=0)
     obs = env1.reset()
     assert obs[0, 5, 0, 1] == 1 and obs.sum() == 1
 
@@ -220,7 +222,9 @@ def make_c4_policy(kind: str, seed: int) -> ActorCriticPolicy:
     if kind == "ff":
         policy = ActorCriticPolicy(game.observation_space, game.action_space, lambda _: 0.0, net_arch=[16])
     else:
-        policy = RecurrentPolicy(game.observation_space, game.action_space, lambda _: 0.0, lstm_hidden_size=8, net_arch=[16])
+        policy = RecurrentPolicy(
+            game.observation_space, game.action_space, lambda _: 0.0, lstm_hidden_size=8, net_arch=[16]
+        )
     policy.set_training_mode(False)
     return policy
 

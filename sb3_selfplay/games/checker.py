@@ -92,11 +92,11 @@ def check_game(
             before = obs.copy()
             obs, rewards, terminated, truncated, infos = game.step(actions, active=active)
             idle = ~active
-            assert np.array_equal(obs[idle], before[idle]), "step(active=...) changed the observation of an inactive env"
+            assert np.array_equal(obs[idle], before[idle]), "step(active=...) changed an inactive env's observation"
             assert not rewards[idle].any(), "step(active=...) rewarded an inactive env"
             assert not (terminated | truncated)[idle].any(), "step(active=...) ended an inactive env's episode"
             assert all(not infos[i] for i in np.flatnonzero(idle)), "an inactive env's info must be empty"
-            assert np.array_equal(game.to_play()[idle], to_play[idle]), "step(active=...) changed an inactive env's turn"
+            assert np.array_equal(game.to_play()[idle], to_play[idle]), "step(active=...) changed an inactive turn"
         else:
             obs, rewards, terminated, truncated, infos = game.step(actions)
         assert isinstance(obs, np.ndarray) and obs.shape == obs_shape, f"step() obs must have shape {obs_shape}"
@@ -153,7 +153,7 @@ def _checked_masks(game: TwoPlayerGame, n: int, mask_len: int | None, turn_based
     to_play = game.to_play()
     masks = game.action_masks()
     if not turn_based:
-        assert to_play is None, "a simultaneous-move game's to_play() must return None (set turn_based = True otherwise)"
+        assert to_play is None, "a simultaneous-move game's to_play() must be None (else set turn_based = True)"
     else:
         assert masks is not None, "a turn-based game must report action_masks()"
         assert isinstance(to_play, np.ndarray) and to_play.shape == (n,), f"to_play() must be an array of shape ({n},)"
@@ -161,7 +161,7 @@ def _checked_masks(game: TwoPlayerGame, n: int, mask_len: int | None, turn_based
         assert np.isin(to_play, (0, 1)).all(), "to_play() must hold seats 0 or 1"
     if masks is None:
         return None
-    assert mask_len is not None, f"action masks need a Discrete, MultiDiscrete or MultiBinary action space, got {game.action_space}"
+    assert mask_len is not None, f"masks need a Discrete, MultiDiscrete or MultiBinary space, not {game.action_space}"
     assert isinstance(masks, np.ndarray) and masks.dtype == np.bool_, "action_masks() must be a bool array"
     assert masks.shape == (n, 2, mask_len), f"action_masks() must have shape ({n}, 2, {mask_len})"
     if turn_based:

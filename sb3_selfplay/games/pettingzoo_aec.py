@@ -80,7 +80,8 @@ class PettingZooAECGame(TwoPlayerGame):
             )
         if not isinstance(obs_space, spaces.Dict) or not {"observation", "action_mask"} <= set(obs_space.spaces):
             raise ValueError(
-                f"PettingZooAECGame needs dict observations with 'observation' and 'action_mask' entries, got {obs_space}"
+                "PettingZooAECGame needs dict observations with 'observation' and 'action_mask' entries, "
+                f"got {obs_space}"
             )
         mask_len = action_mask_size(act_space)
         mask_shape = obs_space.spaces["action_mask"].shape
@@ -124,7 +125,8 @@ class PettingZooAECGame(TwoPlayerGame):
         self._observe(i)
 
     def _over(self, env: Any) -> bool:
-        return not env.agents or all(env.terminations.get(a, False) or env.truncations.get(a, False) for a in env.agents)
+        done = env.terminations, env.truncations
+        return not env.agents or all(done[0].get(a, False) or done[1].get(a, False) for a in env.agents)
 
     def _to_env_action(self, action: np.ndarray) -> Any:
         if isinstance(self.action_space, spaces.Discrete):
@@ -238,7 +240,9 @@ class PettingZooAECGame(TwoPlayerGame):
         """
         frame = self.envs[env_index].render()
         if not isinstance(frame, np.ndarray):
-            raise RuntimeError("the PettingZoo env returned no RGB frame; build it with render_mode='rgb_array' in env_fn")
+            raise RuntimeError(  # noqa: TRY004 - as PettingZooGame: a missing frame, not a wrong argument
+                "the PettingZoo env returned no RGB frame; build it with render_mode='rgb_array' in env_fn"
+            )
         return frame
 
     def get_state(self, env_index: int = 0) -> dict[str, Any]:

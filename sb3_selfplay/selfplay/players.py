@@ -689,7 +689,9 @@ class PlayerBank:
         if action_masks is None:
             return None
         if self._mask_len is None:
-            raise ValueError(f"PlayerBank.act: action masks need a Discrete, MultiDiscrete or MultiBinary space, got {self.action_space}")
+            raise ValueError(
+                f"PlayerBank.act: action masks need a Discrete, MultiDiscrete or MultiBinary space, got {self.action_space}"
+            )
         masks = np.asarray(action_masks, dtype=bool)
         if masks.shape != (self.n_slots, self._mask_len):
             raise ValueError(
@@ -709,7 +711,7 @@ class PlayerBank:
         sizes = np.diff(np.append(starts, masks.shape[1]))
         return masks | np.repeat(~has, sizes, axis=1)
 
-    def _freeze_states(self, active: np.ndarray | None) -> list[tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor]]:
+    def _freeze_states(self, active: np.ndarray | None) -> list[tuple[th.Tensor, ...]]:
         """Copies of the recurrent states of the slots that do not move (restored after the forward)."""
         if active is None:
             return []
@@ -749,7 +751,12 @@ class PlayerBank:
         return out.reshape((-1, *self.action_space.shape)).cpu().numpy()
 
     def _act_single(
-        self, player: _Player, slots: np.ndarray, obs_t: th.Tensor, deterministic: bool, masks_t: th.Tensor | None = None
+        self,
+        player: _Player,
+        slots: np.ndarray,
+        obs_t: th.Tensor,
+        deterministic: bool,
+        masks_t: th.Tensor | None = None,
     ) -> np.ndarray:
         """One forward for one player on its slots (non-standard architectures)."""
         policy = player.policy
@@ -772,7 +779,7 @@ class PlayerBank:
             try:
                 dist = _dist_with_masks(dist, _dist_logits(dist), masks_t.index_select(0, idx).to(device))
             except (TypeError, AttributeError) as exc:
-                raise TypeError(f"player {player.player_id!r}: cannot apply action masks to its policy: {exc}") from None
+                raise TypeError(f"player {player.player_id!r}: cannot mask its policy's actions: {exc}") from None
         out = dist.get_actions(deterministic=deterministic).reshape((-1, *self.action_space.shape)).cpu().numpy()
         if isinstance(self.action_space, spaces.Box):
             if getattr(policy, "squash_output", False):

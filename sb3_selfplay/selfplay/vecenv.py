@@ -489,7 +489,7 @@ class SelfPlayVecEnv(VecEnv):
         truncated: np.ndarray,
         matches: list[tuple],
     ) -> None:
-        """Finish the episodes of the envs ``idx`` (infos, results), reset their opponents' memory, draw new opponents."""
+        """Finish the episodes of the envs ``idx`` (infos, results), reset the opponents' memory, draw new ones."""
         self._finish(idx, game_infos, infos, terminated, truncated, matches)
         mask = np.zeros(self.num_envs, bool)
         mask[idx] = True
@@ -523,7 +523,9 @@ class SelfPlayVecEnv(VecEnv):
             masks = game.action_masks()
             opp_masks = None if masks is None else np.asarray(masks, dtype=bool)[ar, opp]
             ids = self._opp_ids if opening_ids is None else opening_ids
-            opp_actions = self.bank.act(self._obs[ar, opp], ids, self._opp_starts, action_masks=opp_masks, active=waiting)
+            opp_actions = self.bank.act(
+                self._obs[ar, opp], ids, self._opp_starts, action_masks=opp_masks, active=waiting
+            )
             self._opp_starts[waiting] = False
             joint = np.empty((n, 2, *self.action_space.shape), dtype=opp_actions.dtype)
             joint[ar, opp] = opp_actions
@@ -543,7 +545,8 @@ class SelfPlayVecEnv(VecEnv):
             unseen = ended & ~shown
             if unseen.any():  # ended before the learner moved in it: the ledger only
                 self._carry[unseen] = 0.0
-                self._end_episodes(np.flatnonzero(unseen), game_infos, [{} for _ in range(n)], terminated, truncated, matches)
+                hidden: list[dict[str, Any]] = [{} for _ in range(n)]
+                self._end_episodes(np.flatnonzero(unseen), game_infos, hidden, terminated, truncated, matches)
         raise RuntimeError(
             f"SelfPlayVecEnv: game {game_name(game)!r} still has the opponent to move after "
             f"{_MAX_OPPONENT_ROUNDS} rounds in one step"

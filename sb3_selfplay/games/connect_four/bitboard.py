@@ -17,8 +17,8 @@ import numpy as np
 __all__ = [
     "BOTTOM",
     "CENTRE_ORDER",
-    "COLUMN_MASKS",
     "COLS",
+    "COLUMN_MASKS",
     "FULL",
     "ROWS",
     "WINDOWS",
@@ -113,4 +113,5 @@ def from_cells(cells: np.ndarray) -> np.ndarray:
     :return: The pieces as bitboards, shape ``cells.shape[:-2]``.
     """
     cells = np.asarray(cells) != 0
-    return np.where(cells, CELL_BITS, np.uint64(0)).reshape(*cells.shape[:-2], ROWS * COLS).sum(axis=-1, dtype=np.uint64)
+    bits = np.where(cells, CELL_BITS, np.uint64(0)).reshape(*cells.shape[:-2], ROWS * COLS)
+    return bits.sum(axis=-1, dtype=np.uint64)

@@ -26,8 +26,8 @@ from gymnasium import spaces
 from sb3_selfplay.games.bots import Bot
 from sb3_selfplay.games.connect_four.bitboard import (
     CENTRE_ORDER,
-    COLUMN_MASKS,
     COLS,
+    COLUMN_MASKS,
     FULL,
     WINDOWS,
     column_bits,

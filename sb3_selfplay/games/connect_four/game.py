@@ -82,7 +82,8 @@ class ConnectFourGame(TwoPlayerGame):
         unknown = sorted(set(changes) - set(ConnectFourParams.field_names()))
         if unknown:
             raise ValueError(
-                f"ConnectFour-v0: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(ConnectFourParams.field_names())}"
+                f"ConnectFour-v0: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(ConnectFourParams.field_names())}"
             )
         return dataclasses.replace(base, **changes)
 
@@ -259,11 +260,11 @@ class ConnectFourGame(TwoPlayerGame):
     def draw_state(
         self, state: Mapping[str, Any], params: Mapping[str, Any] | None = None, highlight_seat: int | None = None
     ) -> Drawing:
-        """Connect Four's drawing of a :meth:`get_state` state (:func:`~sb3_selfplay.games.connect_four.render.draw_connect_four`)."""
+        """Connect Four's drawing of a :meth:`get_state` state (:func:`~.render.draw_connect_four`)."""
         return draw_connect_four(state, self.render_size, highlight_seat=highlight_seat)
 
     def state_text(self, state: Mapping[str, Any]) -> str:
-        """The terminal's picture of a :meth:`get_state` state (:func:`~sb3_selfplay.games.connect_four.render.board_text`)."""
+        """The terminal's picture of a :meth:`get_state` state (:func:`~.render.board_text`)."""
         return board_text(state)
 
     def render(self, env_index: int = 0) -> np.ndarray:

@@ -24,7 +24,8 @@ class ConnectFourParams:
     def __post_init__(self) -> None:
         if self.illegal_move not in ILLEGAL_MOVE_RULES:
             raise ValueError(
-                f"ConnectFourParams: illegal_move must be one of {', '.join(ILLEGAL_MOVE_RULES)}, got {self.illegal_move!r}"
+                f"ConnectFourParams: illegal_move must be one of {', '.join(ILLEGAL_MOVE_RULES)}, "
+                f"got {self.illegal_move!r}"
             )
         if isinstance(self.win_reward, bool) or not isinstance(self.win_reward, (int, float)) or self.win_reward <= 0:
             raise ValueError(f"ConnectFourParams: win_reward must be a positive number, got {self.win_reward!r}")

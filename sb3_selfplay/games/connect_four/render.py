@@ -87,7 +87,8 @@ def draw_connect_four(state: Mapping[str, Any], size: float = 280, highlight_sea
     for seat in (0, 1):
         x = margin + sw + seat * size * 0.28
         stroke = _HIGHLIGHT if seat == highlight_seat else _INK
-        d.circle(x, y0 + foot / 2, sw, fill=SEAT_COLOURS[seat], stroke=stroke, width=max(1.0, sw * (0.5 if seat == highlight_seat else 0.15)))
+        width = max(1.0, sw * (0.5 if seat == highlight_seat else 0.15))
+        d.circle(x, y0 + foot / 2, sw, fill=SEAT_COLOURS[seat], stroke=stroke, width=width)
     d.text(size - margin, y0 + foot / 2, _status(state, board), size=foot * 0.4, fill=_INK, align="right")
     return d
 

@@ -200,7 +200,8 @@ def enjoy_human(args: argparse.Namespace, settings: Any, model: Any, run_dir: Pa
         raise ConfigError(f"--human: {settings.env_id} is not a two-player game")
     game = make_game(settings, 1)
     try:
-        normalizer = load_obs_normalizer(run_dir / settings.env_id / "vecnormalize.pkl", getattr(args, "trust_pickle", False))
+        stats = run_dir / settings.env_id / "vecnormalize.pkl"
+        normalizer = load_obs_normalizer(stats, getattr(args, "trust_pickle", False))
         play_human(model, game, games=args.games, human_seat=args.human_seat, deterministic=args.deterministic,
                    seed=args.seed, obs_transform=normalizer)
     except ValueError as exc:
