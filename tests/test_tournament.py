@@ -90,3 +90,21 @@ def test_factory_and_report_without_anchor(tmp_path):
     fit = tournament_report(results, tmp_path, anchor="nobody", n_bootstrap=0)
     assert fit.anchor is None
     assert np.mean(list(fit.ratings.values())) == pytest.approx(1200.0)
+
+
+def test_turn_based_tournament_and_evaluation_respect_masks_and_turns():
+    """ConnectFour with illegal moves raising: bots and a recurrent model only ever play legal columns."""
+    from sb3_selfplay import RecurrentPPO
+    from sb3_selfplay.games import make_game
+    from sb3_selfplay.selfplay import SelfPlayVecEnv
+    from sb3_selfplay.selfplay.evaluation import play_games
+
+    params = {"illegal_move": "raise"}
+    env = SelfPlayVecEnv(make_game("ConnectFour-v0", 4, **params), None, latest_ratio=0.0, seed=0)
+    model = RecurrentPPO("MlpLstmPolicy", env, n_steps=8, batch_size=32, seed=0,
+                         policy_kwargs=dict(lstm_hidden_size=8, net_arch=[8]))
+    results = run_tournament({"model": model}, "ConnectFour-v0", games_per_pair=12, seed=0, bots=None,
+                             game_params=params)
+    assert {p for r in results for p in r[:2]} >= {"model", "random", "greedy"}
+    games = play_games(model, make_game("ConnectFour-v0", 6, **params), "random", seed=0)
+    assert len(games) == 6

@@ -101,7 +101,9 @@ def play_games(
     state, starts = None, np.ones(n, dtype=bool)
     for _ in range(max_steps):
         model_obs = obs_transform(obs) if obs_transform is not None else obs
-        actions, state = model.predict(model_obs, state=state, episode_start=starts, deterministic=deterministic)
+        masks = {"action_masks": env.action_masks()} if env.has_action_masks else {}
+        actions, state = model.predict(model_obs, state=state, episode_start=starts, deterministic=deterministic,
+                                       **masks)
         obs, _, dones, infos = env.step(actions)
         episodes = recorder.step(dones, infos, obs, actions) if recorder is not None else []
         by_slot = {ep.slot: ep for ep in episodes}

@@ -214,7 +214,11 @@ def _play_once(
     starts = np.ones(2 * n, bool)
     winners = np.full(n, -2)  # -2: still playing
     for _ in range(max_steps):
-        actions = bank.act(np.concatenate([obs[:, 0], obs[:, 1]]), slot_ids, starts, deterministic=deterministic)
+        masks, to_play = game.action_masks(), game.to_play()  # turn-based games: legal moves, the seat to move
+        both_masks = None if masks is None else np.concatenate([masks[:, 0], masks[:, 1]])
+        active = None if to_play is None else np.concatenate([to_play == 0, to_play == 1])
+        actions = bank.act(np.concatenate([obs[:, 0], obs[:, 1]]), slot_ids, starts, deterministic=deterministic,
+                           action_masks=both_masks, active=active)
         obs, _, terminated, truncated, infos = game.step(np.stack([actions[:n], actions[n:]], axis=1))
         done = terminated | truncated
         for i in np.flatnonzero(done & (winners == -2)).tolist():
