@@ -355,7 +355,7 @@ def test_vecnormalize_pickle_outside_the_allow_list_is_refused(tmp_path, capsys)
 
     path = tmp_path / "vecnormalize.pkl"
     path.write_bytes(pickle.dumps(_Payload()))
-    with pytest.raises(ExportError, match=r"builtins\.print is not on the allow-list; pass --trust-pickle"):
+    with pytest.raises(ExportError, match=r"builtins\.print is not on the allow-list of a VecNormalize file; pass --trust-pickle"):
         read_vecnormalize(path)
     assert "this must not run" not in capsys.readouterr().out
 

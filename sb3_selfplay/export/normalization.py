@@ -1,54 +1,14 @@
-"""Read a run's ``vecnormalize.pkl`` for export, by default without trusting the pickle.
-
-``VecNormalize.save`` writes a pickle, and ``pickle.load`` of a file from elsewhere can run any
-code. The statistics export needs are numbers, so :func:`read_vecnormalize` unpickles with an
-allow-list: numpy arrays, dtypes, scalars and random generators, gymnasium's spaces, our
-:class:`~sb3_selfplay.spaces.HybridActionSpace`, SB3's ``VecNormalize`` and ``RunningMeanStd``
-(whose ``__setstate__`` only stores attributes). Anything else in the file is refused with one
-line; ``trust_pickle=True`` (``--trust-pickle``) reads it with plain ``pickle`` instead, for a
-file the user wrote themselves and whose ``VecNormalize`` subclass is not on the list.
-"""
+"""Read a run's ``vecnormalize.pkl`` for export, by default without trusting the pickle
+(:mod:`sb3_selfplay.vecnormalize_file`'s allow-list), as the statistics folded into the graph."""
 
 from __future__ import annotations
 
 import os
-import pickle
-from pathlib import Path
-from typing import Any
 
 from sb3_selfplay.export.graph import ExportError, ObsNormalization
+from sb3_selfplay.vecnormalize_file import ALLOWED_PICKLE_GLOBALS, load_vecnormalize_file
 
 __all__ = ["ALLOWED_PICKLE_GLOBALS", "read_vecnormalize"]
-
-#: (module, name) pairs a ``vecnormalize.pkl`` may reference when read without trust.
-ALLOWED_PICKLE_GLOBALS: frozenset[tuple[str, str]] = frozenset({
-    *((core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
-      for name in ("_reconstruct", "scalar")),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    *(("numpy.random._pickle", name) for name in ("__generator_ctor", "__bit_generator_ctor", "__randomstate_ctor")),
-    *(("numpy.random._pcg64", name) for name in ("PCG64", "PCG64DXSM")),
-    ("numpy.random._mt19937", "MT19937"),
-    ("numpy.random._philox", "Philox"),
-    ("numpy.random._sfc64", "SFC64"),
-    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-    ("numpy.random.bit_generator", "SeedSequence"),
-    ("collections", "OrderedDict"),
-    *(("gymnasium.spaces." + module, name) for module, name in (
-        ("box", "Box"), ("discrete", "Discrete"), ("multi_discrete", "MultiDiscrete"),
-        ("multi_binary", "MultiBinary"), ("dict", "Dict"), ("tuple", "Tuple"))),
-    ("sb3_selfplay.spaces", "HybridActionSpace"),
-    ("stable_baselines3.common.running_mean_std", "RunningMeanStd"),
-    ("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize"),
-})
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in ALLOWED_PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"{module}.{name} is not on the allow-list")
-        return super().find_class(module, name)
-
 
 def read_vecnormalize(path: str | os.PathLike[str], trust_pickle: bool = False) -> ObsNormalization | None:
     """
@@ -58,16 +18,8 @@ def read_vecnormalize(path: str | os.PathLike[str], trust_pickle: bool = False) 
     :param trust_pickle: read it with plain ``pickle`` (can run code from the file)
     :raises ExportError: unreadable file, a reference outside the allow-list, or not a ``VecNormalize``
     """
-    path = Path(path)
     try:
-        with open(path, "rb") as f:
-            norm = pickle.load(f) if trust_pickle else _AllowListUnpickler(f).load()
-    except pickle.UnpicklingError as exc:
-        raise ExportError(f"export: {path}: {' '.join(str(exc).split())}; pass --trust-pickle "
-                          "(trust_pickle=True) if you wrote this file yourself") from None
-    except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise ExportError(f"export: {path}: not a readable VecNormalize file ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())})") from None
-    if not all(hasattr(norm, attr) for attr in ("norm_obs", "obs_rms", "epsilon", "clip_obs")):
-        raise ExportError(f"export: {path}: not a VecNormalize file (got a {type(norm).__name__})")
+        norm = load_vecnormalize_file(path, trust_pickle=trust_pickle)
+    except ValueError as exc:
+        raise ExportError(f"export: {exc}") from None
     return ObsNormalization.from_vecnormalize(norm)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pickle
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -35,11 +34,11 @@ from sb3_selfplay.callbacks import (
     SelfPlayEvalCallback,
 )
 from sb3_selfplay.callbacks.evaluation import AtomicEvalCallback
-from sb3_selfplay.export.normalization import ALLOWED_PICKLE_GLOBALS
 from sb3_selfplay.games.base import TwoPlayerGame
 from sb3_selfplay.games.base import make_game as build_game
 from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, SelfPlayVecEnv
+from sb3_selfplay.vecnormalize_file import load_vecnormalize_file
 from sb3_selfplay.zoo.resolve import ALGOS, policy_class, resolve_policy_kwargs
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOptions
 
@@ -138,15 +137,6 @@ def make_env(
     return env
 
 
-class _AllowListUnpickler(pickle.Unpickler):
-    """Unpickles only what a ``VecNormalize`` file holds (the export's allow-list): no other class or function."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in ALLOWED_PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"{module}.{name} is not on the allow-list of a VecNormalize file")
-        return super().find_class(module, name)
-
-
 def load_vecnormalize(path: str | os.PathLike[str], venv: VecEnv | None = None,
                       trust_pickle: bool = False) -> VecNormalize:
     """
@@ -157,18 +147,10 @@ def load_vecnormalize(path: str | os.PathLike[str], venv: VecEnv | None = None,
     :raises ConfigError: one line naming the file (unreadable, not a ``VecNormalize``, or holding
         anything else, which would need ``--trust-pickle``).
     """
-    path = Path(path)
     try:
-        with open(path, "rb") as f:
-            norm = pickle.load(f) if trust_pickle else _AllowListUnpickler(f).load()
-    except pickle.UnpicklingError as exc:
-        raise ConfigError(f"{path}: {' '.join(str(exc).split())}; pass --trust-pickle if you trust the file "
-                          "(unpickling can run code)") from None
-    except (OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as exc:
-        raise ConfigError(f"{path}: not a readable VecNormalize file ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())})") from None
-    if not isinstance(norm, VecNormalize):
-        raise ConfigError(f"{path}: not a VecNormalize file (it holds a {type(norm).__name__})")
+        norm = load_vecnormalize_file(path, trust_pickle=trust_pickle)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if venv is not None:
         norm.set_venv(venv)
     return norm
