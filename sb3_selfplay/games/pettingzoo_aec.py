@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size
-from sb3_selfplay.games.pettingzoo_game import EpisodeEnd, OutcomeFn, outcome_from_returns
+from sb3_selfplay.games.base import action_mask_size
+from sb3_selfplay.games.pettingzoo_game import EpisodeEnd, OutcomeFn, PettingZooInstances
 
 __all__ = ["PettingZooAECGame"]
 
 
-class PettingZooAECGame(TwoPlayerGame):
+class PettingZooAECGame(PettingZooInstances):
     """
     Batched turn-based game made of ``num_envs`` instances of a two-agent PettingZoo ``AECEnv``
     with ``{"observation", "action_mask"}`` observations (see the module docstring).
@@ -61,23 +61,8 @@ class PettingZooAECGame(TwoPlayerGame):
         seed: int | None = None,
         game_id: str | None = None,
     ) -> None:
-        super().__init__(num_envs)
-        if game_id is not None:
-            self.game_id = game_id
-        self._env_fn = env_fn
-        self._params: dict[str, Any] = {}
-        self.envs = [env_fn() for _ in range(self.num_envs)]
-        env = self.envs[0]
-        self.agents: list[str] = list(env.possible_agents)
-        if len(self.agents) != 2:
-            raise ValueError(f"PettingZooAECGame needs exactly two agents, got {self.agents}")
-        a0, a1 = self.agents
-        obs_space, act_space = env.observation_space(a0), env.action_space(a0)
-        if obs_space != env.observation_space(a1) or act_space != env.action_space(a1):
-            raise ValueError(
-                f"PettingZooAECGame needs identical spaces for both agents; got {obs_space} / "
-                f"{env.observation_space(a1)} and {act_space} / {env.action_space(a1)}"
-            )
+        super().__init__(env_fn, num_envs, outcome_fn, seed, game_id)
+        obs_space, act_space = self.agent_observation_space, self.action_space
         if not isinstance(obs_space, spaces.Dict) or not {"observation", "action_mask"} <= set(obs_space.spaces):
             raise ValueError(
                 "PettingZooAECGame needs dict observations with 'observation' and 'action_mask' entries, "
@@ -91,11 +76,7 @@ class PettingZooAECGame(TwoPlayerGame):
                 f"({mask_len} entries expected)"
             )
         self.observation_space: spaces.Space = obs_space.spaces["observation"]
-        self.action_space: spaces.Space = act_space
-        self.outcome_fn: OutcomeFn = outcome_fn or outcome_from_returns
         self._mask_len = mask_len
-        self._next_seed = seed
-        self._rebuild = np.zeros(self.num_envs, bool)
         n = self.num_envs
         self._obs = np.zeros((n, 2, *self.observation_space.shape), dtype=self.observation_space.dtype)
         self._masks = np.zeros((n, 2, mask_len), bool)
@@ -114,11 +95,7 @@ class PettingZooAECGame(TwoPlayerGame):
         self._to_play[i] = self.agents.index(env.agent_selection)
 
     def _reset_env(self, i: int, seed: int | None) -> None:
-        if self._rebuild[i]:
-            self.envs[i].close()
-            self.envs[i] = self._env_fn(**self._params)
-            self._rebuild[i] = False
-        self.envs[i].reset(seed=seed)
+        self._rebuilt(i).reset(seed=seed)
         self._returns[i] = 0.0
         self._last_rewards[i] = 0.0
         self._lengths[i] = 0
@@ -128,21 +105,14 @@ class PettingZooAECGame(TwoPlayerGame):
         done = env.terminations, env.truncations
         return not env.agents or all(done[0].get(a, False) or done[1].get(a, False) for a in env.agents)
 
-    def _to_env_action(self, action: np.ndarray) -> Any:
-        if isinstance(self.action_space, spaces.Discrete):
-            return int(action)
-        return np.asarray(action, dtype=self.action_space.dtype).reshape(self.action_space.shape)
-
     # ------------------------------------------------------------------ protocol
     def reset(self, seed: int | None = None) -> np.ndarray:
         """
         :param seed: Seed instance ``i`` with ``seed + i`` (default: the constructor's seed, once).
         :return: Observations ``(num_envs, 2, *obs_shape)``.
         """
-        if seed is None:
-            seed, self._next_seed = self._next_seed, None
-        for i in range(self.num_envs):
-            self._reset_env(i, None if seed is None else seed + i)
+        for i, env_seed in enumerate(self._reset_seeds(seed)):
+            self._reset_env(i, env_seed)
         return self._obs.copy()
 
     def to_play(self) -> np.ndarray:
@@ -217,34 +187,6 @@ class PettingZooAECGame(TwoPlayerGame):
             self._reset_env(i, None)
         return self._obs.copy(), rewards, terminated, truncated, infos
 
-    def _name(self) -> str:
-        return self.game_id or f"PettingZooAECGame({self.envs[0].metadata.get('name', type(self.envs[0]).__name__)})"
-
-    def set_params(self, **params: Any) -> None:
-        """
-        Parameters for ``env_fn(**params)``; each instance is rebuilt with them at its next reset.
-
-        :param params: Keyword arguments of ``env_fn``.
-        """
-        self._params.update(params)
-        self._rebuild[:] = True
-
-    def get_params(self) -> dict[str, Any]:
-        """:return: The keyword arguments instances are (re)built with."""
-        return dict(self._params)
-
-    def render(self, env_index: int = 0) -> np.ndarray:
-        """
-        :param env_index: Which instance (built with ``render_mode="rgb_array"`` in ``env_fn``).
-        :return: Its RGB frame.
-        """
-        frame = self.envs[env_index].render()
-        if not isinstance(frame, np.ndarray):
-            raise RuntimeError(  # noqa: TRY004 - as PettingZooGame: a missing frame, not a wrong argument
-                "the PettingZoo env returned no RGB frame; build it with render_mode='rgb_array' in env_fn"
-            )
-        return frame
-
     def get_state(self, env_index: int = 0) -> dict[str, Any]:
         """
         :param env_index: Which instance.
@@ -258,7 +200,3 @@ class PettingZooAECGame(TwoPlayerGame):
             "observations": self._obs[i].tolist(),
             "action_masks": self._masks[i].astype(int).tolist(),
         }
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()

@@ -39,6 +39,7 @@ __all__ = [
     "EpisodeEnd",
     "OutcomeFn",
     "PettingZooGame",
+    "PettingZooInstances",
     "outcome_from_info",
     "outcome_from_last_reward",
     "outcome_from_returns",
@@ -126,7 +127,104 @@ def outcome_from_info(key: str = "winner") -> OutcomeFn:
     return outcome
 
 
-class PettingZooGame(TwoPlayerGame):
+class PettingZooInstances(TwoPlayerGame):
+    """
+    What the PettingZoo adapters share: ``num_envs`` instances of a two-agent env (seat ``k`` is
+    ``possible_agents[k]``, both agents with identical spaces), rebuilt with new parameters at their
+    next reset, the outcome rule, ``render`` of one instance, ``close``. Subclasses step them.
+
+    :param env_fn: Builds one env instance; ``env_fn(**params)`` after :meth:`set_params`.
+    :param num_envs: Number of instances.
+    :param outcome_fn: ``outcome_fn(end: EpisodeEnd) -> 0 | 1 | None``; default: :func:`outcome_from_returns`.
+    :param seed: Seed of the first reset (instance ``i`` gets ``seed + i``).
+    :param game_id: The game's id (its bots are those registered for it).
+    """
+
+    def __init__(
+        self,
+        env_fn: Callable[..., Any],
+        num_envs: int = 1,
+        outcome_fn: OutcomeFn | None = None,
+        seed: int | None = None,
+        game_id: str | None = None,
+    ) -> None:
+        super().__init__(num_envs)
+        if game_id is not None:
+            self.game_id = game_id
+        self._env_fn = env_fn
+        self._params: dict[str, Any] = {}
+        self.envs = [env_fn() for _ in range(self.num_envs)]
+        env = self.envs[0]
+        self.agents: list[str] = list(env.possible_agents)
+        kind = type(self).__name__
+        if len(self.agents) != 2:
+            raise ValueError(f"{kind} needs exactly two agents, got {self.agents}")
+        a0, a1 = self.agents
+        obs_space, act_space = env.observation_space(a0), env.action_space(a0)
+        if obs_space != env.observation_space(a1) or act_space != env.action_space(a1):
+            raise ValueError(
+                f"{kind} needs identical spaces for both agents; got {obs_space} / {env.observation_space(a1)} "
+                f"and {act_space} / {env.action_space(a1)}"
+            )
+        self.agent_observation_space: spaces.Space = obs_space
+        self.action_space: spaces.Space = act_space
+        self.outcome_fn: OutcomeFn = outcome_fn or outcome_from_returns
+        self._next_seed = seed
+        self._rebuild = np.zeros(self.num_envs, bool)
+
+    def _name(self) -> str:
+        return self.game_id or f"{type(self).__name__}({self.envs[0].metadata.get('name', type(self.envs[0]).__name__)})"
+
+    def _to_env_action(self, action: np.ndarray) -> Any:
+        if isinstance(self.action_space, spaces.Discrete):
+            return int(action)
+        return np.asarray(action, dtype=self.action_space.dtype).reshape(self.action_space.shape)
+
+    def _rebuilt(self, i: int) -> Any:
+        """Instance ``i``, rebuilt first if the parameters changed since it was built."""
+        if self._rebuild[i]:
+            self.envs[i].close()
+            self.envs[i] = self._env_fn(**self._params)
+            self._rebuild[i] = False
+        return self.envs[i]
+
+    def _reset_seeds(self, seed: int | None) -> list[int | None]:
+        """Per-instance seeds of a reset: ``seed + i`` (default: the constructor's seed, once)."""
+        if seed is None:
+            seed, self._next_seed = self._next_seed, None
+        return [None if seed is None else seed + i for i in range(self.num_envs)]
+
+    def set_params(self, **params: Any) -> None:
+        """
+        Parameters for ``env_fn(**params)``; each instance is rebuilt with them at its next reset.
+
+        :param params: Keyword arguments of ``env_fn``.
+        """
+        self._params.update(params)
+        self._rebuild[:] = True
+
+    def get_params(self) -> dict[str, Any]:
+        """:return: The keyword arguments instances are (re)built with."""
+        return dict(self._params)
+
+    def render(self, env_index: int = 0) -> np.ndarray:
+        """
+        :param env_index: Which instance (it must have been built with ``render_mode="rgb_array"``).
+        :return: Its RGB frame.
+        """
+        frame = self.envs[env_index].render()
+        if not isinstance(frame, np.ndarray):
+            raise RuntimeError(  # noqa: TRY004 - a missing frame, not a wrong argument
+                "the PettingZoo env returned no RGB frame; build it with render_mode='rgb_array' in env_fn"
+            )
+        return frame
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class PettingZooGame(PettingZooInstances):
     """
     Batched two-player game made of ``num_envs`` instances of a two-agent ``ParallelEnv``.
 
@@ -152,28 +250,8 @@ class PettingZooGame(TwoPlayerGame):
         seed: int | None = None,
         game_id: str | None = None,
     ) -> None:
-        super().__init__(num_envs)
-        if game_id is not None:
-            self.game_id = game_id
-        self._env_fn = env_fn
-        self._params: dict[str, Any] = {}
-        self.envs = [env_fn() for _ in range(self.num_envs)]
-        env = self.envs[0]
-        self.agents: list[str] = list(env.possible_agents)
-        if len(self.agents) != 2:
-            raise ValueError(f"PettingZooGame needs exactly two agents, got {self.agents}")
-        a0, a1 = self.agents
-        obs_space, act_space = env.observation_space(a0), env.action_space(a0)
-        if obs_space != env.observation_space(a1) or act_space != env.action_space(a1):
-            raise ValueError(
-                f"PettingZooGame needs identical spaces for both agents; got {obs_space} / {env.observation_space(a1)} "
-                f"and {act_space} / {env.action_space(a1)}"
-            )
-        self.observation_space: spaces.Space = obs_space
-        self.action_space: spaces.Space = act_space
-        self.outcome_fn: OutcomeFn = outcome_fn or outcome_from_returns
-        self._next_seed = seed
-        self._rebuild = np.zeros(self.num_envs, bool)
+        super().__init__(env_fn, num_envs, outcome_fn, seed, game_id)
+        obs_space = self.observation_space = self.agent_observation_space
         n = self.num_envs
         self._obs = np.zeros((n, 2, *obs_space.shape), dtype=obs_space.dtype)
         self._returns = np.zeros((n, 2), np.float64)
@@ -184,20 +262,8 @@ class PettingZooGame(TwoPlayerGame):
         self._any_terminated = np.zeros(n, bool)
 
     # ------------------------------------------------------------------ helpers
-    def _name(self) -> str:
-        return self.game_id or f"PettingZooGame({self.envs[0].metadata.get('name', type(self.envs[0]).__name__)})"
-
-    def _to_env_action(self, action: np.ndarray) -> Any:
-        if isinstance(self.action_space, spaces.Discrete):
-            return int(action)
-        return np.asarray(action, dtype=self.action_space.dtype).reshape(self.action_space.shape)
-
     def _reset_env(self, i: int, seed: int | None) -> None:
-        if self._rebuild[i]:
-            self.envs[i].close()
-            self.envs[i] = self._env_fn(**self._params)
-            self._rebuild[i] = False
-        obs, _ = self.envs[i].reset(seed=seed)
+        obs, _ = self._rebuilt(i).reset(seed=seed)
         for k, agent in enumerate(self.agents):
             self._obs[i, k] = obs[agent]
         self._returns[i] = 0.0
@@ -213,10 +279,8 @@ class PettingZooGame(TwoPlayerGame):
         :param seed: Seed instance ``i`` with ``seed + i`` (default: the constructor's seed, once).
         :return: Observations ``(num_envs, 2, *obs_shape)``.
         """
-        if seed is None:
-            seed, self._next_seed = self._next_seed, None
-        for i in range(self.num_envs):
-            self._reset_env(i, None if seed is None else seed + i)
+        for i, env_seed in enumerate(self._reset_seeds(seed)):
+            self._reset_env(i, env_seed)
         return self._obs.copy()
 
     def step(
@@ -284,31 +348,6 @@ class PettingZooGame(TwoPlayerGame):
             self._reset_env(i, None)
         return self._obs.copy(), rewards, terminated, truncated, infos
 
-    def set_params(self, **params: Any) -> None:
-        """
-        Parameters for ``env_fn(**params)``; each instance is rebuilt with them at its next reset.
-
-        :param params: Keyword arguments of ``env_fn``.
-        """
-        self._params.update(params)
-        self._rebuild[:] = True
-
-    def get_params(self) -> dict[str, Any]:
-        """:return: The keyword arguments instances are (re)built with."""
-        return dict(self._params)
-
-    def render(self, env_index: int = 0) -> np.ndarray:
-        """
-        :param env_index: Which instance (it must have been built with ``render_mode="rgb_array"``).
-        :return: Its RGB frame.
-        """
-        frame = self.envs[env_index].render()
-        if not isinstance(frame, np.ndarray):
-            raise RuntimeError(
-                "the PettingZoo env returned no RGB frame; build it with render_mode='rgb_array' in env_fn"
-            )
-        return frame
-
     def get_state(self, env_index: int = 0) -> dict[str, Any]:
         """
         :param env_index: Which instance.
@@ -326,7 +365,3 @@ class PettingZooGame(TwoPlayerGame):
         except NotImplementedError:
             pass
         return out
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
