@@ -17,9 +17,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sb3_selfplay.selfplay.ratings import update_elo
@@ -30,6 +31,7 @@ __all__ = [
     "LEARNER",
     "Ledger",
     "LedgerError",
+    "LedgerState",
     "MatchRecord",
     "PoolError",
     "SnapshotInfo",
@@ -149,6 +151,32 @@ class MatchRecord(NamedTuple):
     created_at: float
 
 
+@dataclass(frozen=True)
+class LedgerState:
+    """
+    What the hot path reads from a ledger, kept in memory: every player's rating and kind, and
+    the snapshot rows. A new object whenever something in it changed, so readers can cache what
+    they derive from it by identity (or by :attr:`version`).
+
+    :param version: Bumped at every change this process made or saw (never reused in a process).
+    :param ratings: Player id -> current online rating, in creation order.
+    :param kinds: Player id -> kind (``"learner"``, ``"snapshot"``, ``"bot"``, ...).
+    :param snapshots: Snapshot rows in creation order.
+    """
+
+    version: int
+    ratings: Mapping[str, float]
+    kinds: Mapping[str, str]
+    snapshots: tuple[SnapshotInfo, ...]
+
+    def snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
+        """The row of one snapshot, or None."""
+        for info in self.snapshots:
+            if info.snapshot_id == snapshot_id:
+                return info
+        return None
+
+
 _SNAPSHOT_COLUMNS = ", ".join(f.name for f in SnapshotInfo.__dataclass_fields__.values())
 _MATCH_COLUMNS = ", ".join(MatchRecord._fields)
 
@@ -211,6 +239,7 @@ class Ledger:
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._lock = threading.RLock()  # one connection per process: serialise its transactions
+        self._forget_state()
         self._open_checked(beside_snapshots)
 
     # ----------------------------------------------------------------------------- plumbing
@@ -322,6 +351,8 @@ class Ledger:
                 raise
             if conn.in_transaction:
                 conn.execute("COMMIT")
+            if write:
+                self._state = None  # this process changed the ledger: read it again on next use
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
         """Rows of one read statement."""
@@ -344,11 +375,62 @@ class Ledger:
         state["_conn"] = None
         state["_pid"] = -1
         del state["_lock"]
+        for name in ("_state", "_state_conn", "_state_data_version"):
+            state[name] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------------------- in-memory state
+
+    def _forget_state(self) -> None:
+        self._state: LedgerState | None = None
+        self._state_conn: sqlite3.Connection | None = None  # the connection whose data_version keys the state
+        self._state_data_version: int | None = None
+        self._state_versions = 0
+
+    def _next_version(self) -> int:
+        self._state_versions += 1
+        return self._state_versions
+
+    def state(self, check: bool = True) -> LedgerState:
+        """
+        Ratings, kinds and snapshot rows, kept in memory and read again only when the ledger changed.
+
+        This process's writes update or drop the copy themselves; another process's commits are
+        seen through SQLite's ``PRAGMA data_version`` (one statement, no table read).
+
+        :param check: Ask SQLite whether another connection committed since the copy was read
+            (False: trust the copy, e.g. right after a write that checked it).
+        """
+        with self._lock:
+            conn = self._connection()
+            state = self._state
+            if state is not None and self._state_conn is conn:
+                if not check or conn.execute("PRAGMA data_version").fetchone()[0] == self._state_data_version:
+                    return state
+            return self._read_state(conn)
+
+    def _read_state(self, conn: sqlite3.Connection) -> LedgerState:
+        """Read the state in one read transaction (its data_version read inside it, after the first table read)."""
+        conn.execute("BEGIN DEFERRED")
+        try:
+            players = conn.execute("SELECT player_id, kind, rating FROM players ORDER BY created_at, player_id").fetchall()
+            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            rows = conn.execute(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots ORDER BY seq").fetchall()
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        self._state = LedgerState(
+            version=self._next_version(),
+            ratings=MappingProxyType({p: float(r) for p, _, r in players}),
+            kinds=MappingProxyType({p: k for p, k, _ in players}),
+            snapshots=tuple(SnapshotInfo(*r) for r in rows),
+        )
+        self._state_conn, self._state_data_version = conn, data_version
+        return self._state
 
     # ----------------------------------------------------------------------------- players
 
@@ -359,8 +441,7 @@ class Ledger:
 
         :raises ValueError: the player exists with another kind.
         """
-        rows = self.query("SELECT kind FROM players WHERE player_id = ?", (player_id,))
-        if self.read_only or (rows and rows[0][0] == kind):
+        if self.read_only or self.state().kinds.get(player_id) == kind:
             return player_id
         with self.transaction() as conn:
             row = conn.execute("SELECT kind FROM players WHERE player_id = ?", (player_id,)).fetchone()
@@ -375,22 +456,20 @@ class Ledger:
         return player_id
 
     def ratings(self) -> dict[str, float]:
-        """Current online rating of every player."""
-        return dict(self.query("SELECT player_id, rating FROM players ORDER BY created_at, player_id"))
+        """Current online rating of every player (from :meth:`state`)."""
+        return dict(self.state().ratings)
 
     def rating(self, player_id: str) -> float:
         """Current online rating of one player (KeyError if unknown)."""
-        rows = self.query("SELECT rating FROM players WHERE player_id = ?", (player_id,))
-        if not rows:
+        ratings = self.state().ratings
+        if player_id not in ratings:
             raise KeyError(f"unknown player {player_id!r}")
-        return float(rows[0][0])
+        return ratings[player_id]
 
     def player_ids(self, kind: str | None = None) -> list[str]:
         """Player ids in creation order, optionally only those of one kind."""
-        if kind is None:
-            return [r[0] for r in self.query("SELECT player_id FROM players ORDER BY created_at, player_id")]
-        rows = self.query("SELECT player_id FROM players WHERE kind = ? ORDER BY created_at, player_id", (kind,))
-        return [r[0] for r in rows]
+        kinds = self.state().kinds
+        return [p for p, k in kinds.items() if kind is None or k == kind]
 
     # ----------------------------------------------------------------------------- snapshots
 
@@ -434,22 +513,22 @@ class Ledger:
 
     def snapshot_info(self, snapshot_id: str) -> SnapshotInfo:
         """Ledger metadata of a snapshot (KeyError if unknown)."""
-        rows = self.query(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE snapshot_id = ?", (snapshot_id,))
-        if not rows:
+        info = self.state().snapshot(snapshot_id)
+        if info is None:
             raise KeyError(f"unknown snapshot {snapshot_id!r} in pool {self.path.parent}")
-        return SnapshotInfo(*rows[0])
+        return info
 
     def snapshot_infos(self) -> list[SnapshotInfo]:
         """Metadata of every snapshot, in creation order."""
-        return [SnapshotInfo(*r) for r in self.query(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots ORDER BY seq")]
+        return list(self.state().snapshots)
 
     def snapshot_ids(self) -> list[str]:
         """Snapshot ids in creation order."""
-        return [r[0] for r in self.query("SELECT snapshot_id FROM snapshots ORDER BY seq")]
+        return [info.snapshot_id for info in self.state().snapshots]
 
     def snapshot_files(self) -> dict[str, str]:
         """Snapshot id -> weights file (relative to the pool)."""
-        return dict(self.query("SELECT snapshot_id, file FROM snapshots"))
+        return {info.snapshot_id: info.file for info in self.state().snapshots}
 
     # ----------------------------------------------------------------------------- matches
 
@@ -476,6 +555,10 @@ class Ledger:
         self.writable("record matches")
         out = []
         with self.transaction() as conn:
+            # Whether the in-memory state is this very database state (no other commit since it was read).
+            known = self._state
+            fresh = (known is not None and self._state_conn is conn
+                     and conn.execute("PRAGMA data_version").fetchone()[0] == self._state_data_version)
             names = sorted({p for a, b, _, _ in rows for p in (a, b)})
             found = dict(
                 conn.execute(
@@ -501,6 +584,11 @@ class Ledger:
             )
             if update_ratings:
                 conn.executemany("UPDATE players SET rating = ? WHERE player_id = ?", [(r, p) for p, r in current.items()])
+        if fresh and known is not None and all(p in known.ratings for p in current):
+            # The commit changed exactly these ratings: carry the state over (this process's own
+            # commit leaves data_version as it was, so the copy stays keyed to the same value).
+            self._state = known if not update_ratings else replace(
+                known, version=self._next_version(), ratings=MappingProxyType({**known.ratings, **current}))
         return out
 
     def num_matches(self) -> int:

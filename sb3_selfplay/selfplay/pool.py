@@ -20,7 +20,8 @@ import inspect
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,15 @@ import numpy as np
 import torch as th
 from torch import nn
 
-from sb3_selfplay.selfplay.ledger import LEARNER, Ledger, LedgerError, MatchRecord, PoolError, SnapshotInfo
+from sb3_selfplay.selfplay.ledger import (
+    LEARNER,
+    Ledger,
+    LedgerError,
+    LedgerState,
+    MatchRecord,
+    PoolError,
+    SnapshotInfo,
+)
 from sb3_selfplay.selfplay.registry import check_constructor_kwargs, lookup_policy_class, policy_class_name
 from sb3_selfplay.selfplay.sampling import LATEST, get_sampler, sample_opponents
 from sb3_selfplay.selfplay.serialization import SerializationError, dumps, encode, loads
@@ -40,6 +49,7 @@ __all__ = [
     "MatchRecord",
     "OpponentPool",
     "PoolError",
+    "PoolView",
     "SnapshotError",
     "SnapshotInfo",
     "build_policy",
@@ -120,6 +130,27 @@ def build_policy(class_name: str, kwargs_json: str, what: str) -> nn.Module:
                             f"{' '.join(str(exc).split())[:300]})") from None
 
 
+@dataclass(frozen=True)
+class PoolView:
+    """
+    What drawing opponents reads from a pool, as of one ledger state: a new object only when the
+    ledger, the window or the set of unusable snapshots changed (cache what you derive by identity).
+
+    :param state: The ledger state it was built from (ratings, kinds, snapshot rows).
+    :param bots: Players of kind ``"bot"``, in creation order.
+    :param snapshots: Usable snapshots of the active window, oldest first.
+    """
+
+    state: LedgerState
+    bots: tuple[str, ...]
+    snapshots: tuple[str, ...]
+
+    @property
+    def ratings(self) -> Mapping[str, float]:
+        """Player id -> current online rating."""
+        return self.state.ratings
+
+
 def _check_id(player_id: str) -> str:
     if not isinstance(player_id, str) or not _ID_RE.match(player_id) or player_id == LATEST:
         raise ValueError(
@@ -185,6 +216,10 @@ class OpponentPool:
                              beside_snapshots=self.store.has_files(), repair_hint=self.path)
         self._verified: set[tuple[str, str]] = set()
         self._bad: set[str] = set()
+        self._problems: dict[tuple[str, str, str], str | None] = {}  # (id, file, sha256) -> first-sight problem
+        self._warned: set[str] = set()  # snapshots already reported as skipped
+        self._view: PoolView | None = None
+        self._view_key: tuple | None = None
 
     # ----------------------------------------------------------------------------- plumbing
 
@@ -328,8 +363,8 @@ class OpponentPool:
 
     def latest_snapshot_id(self) -> str | None:
         """The most recent snapshot, or None for an empty pool."""
-        ids = self.ledger.query("SELECT snapshot_id FROM snapshots ORDER BY seq DESC LIMIT 1")
-        return ids[0][0] if ids else None
+        snapshots = self.ledger.state().snapshots
+        return snapshots[-1].snapshot_id if snapshots else None
 
     def load_policy(self, snapshot_id: str, device: th.device | str = "cpu") -> nn.Module:
         """
@@ -356,6 +391,7 @@ class OpponentPool:
                                     f"{info.policy_class} ({' '.join(str(exc).split())[:300]})") from None
         except SnapshotError:
             self._bad.add(snapshot_id)
+            self._warned.discard(snapshot_id)  # the next draw says why it is skipped
             raise
         policy.to(device)
         if hasattr(policy, "set_training_mode"):
@@ -374,18 +410,43 @@ class OpponentPool:
                 warnings.warn(f"skipping snapshot {snapshot_id!r}: {exc}", RuntimeWarning, stacklevel=2)
         return out
 
-    def _usable(self, snapshot_ids: Iterable[str], stacklevel: int = 3) -> list[str]:
-        """Drop snapshots whose file is missing, not a torch zip archive, or failed to load before (with a warning)."""
-        files = self.ledger.snapshot_files()
+    def _usable(self, infos: Iterable[SnapshotInfo], stacklevel: int = 3) -> list[str]:
+        """
+        Drop snapshots whose file is missing, not a torch zip archive, or failed to load before
+        (with a warning). Each file is looked at once, when its row is first seen; a file that
+        breaks later fails to load instead (and is dropped from then on).
+        """
         usable = []
-        for snapshot_id in snapshot_ids:
-            reason = "it failed to load earlier" if snapshot_id in self._bad else self.store.problem(
-                files[snapshot_id], snapshot_id)
+        for info in infos:
+            sid = info.snapshot_id
+            key = (sid, info.file, info.sha256)
+            if key not in self._problems:
+                self._problems[key] = self.store.problem(info.file, sid)
+            reason = "it failed to load earlier" if sid in self._bad else self._problems[key]
             if reason is None:
-                usable.append(snapshot_id)
-            else:
-                warnings.warn(f"skipping snapshot {snapshot_id!r}: {reason}", RuntimeWarning, stacklevel=stacklevel)
+                usable.append(sid)
+            elif sid not in self._warned:
+                self._warned.add(sid)
+                warnings.warn(f"skipping snapshot {sid!r}: {reason}", RuntimeWarning, stacklevel=stacklevel)
         return usable
+
+    def view(self, check: bool = True) -> PoolView:
+        """
+        The bots, the usable snapshots of the active window and the ratings, kept in memory: no
+        table is read and no file opened unless the ledger changed (``check``: one
+        ``PRAGMA data_version``, see :meth:`Ledger.state`).
+
+        :param check: Look for another process's commits (False: trust the copy, e.g. right
+            after :meth:`record_matches`, which checked it inside its transaction).
+        """
+        state = self.ledger.state(check=check)
+        key = (state.version, self.window, len(self._bad))
+        if self._view is None or self._view_key != key:
+            infos = state.snapshots[-self.window :] if self.window is not None else state.snapshots
+            bots = tuple(p for p, kind in state.kinds.items() if kind == "bot")
+            self._view = PoolView(state, bots, tuple(self._usable(infos, stacklevel=4)))
+            self._view_key = key
+        return self._view
 
     # ----------------------------------------------------------------------------- matches
 
@@ -448,13 +509,13 @@ class OpponentPool:
 
     # ----------------------------------------------------------------------------- sampling
 
-    def candidates(self, include_bots: bool = True, _stacklevel: int = 3) -> list[str]:
+    def candidates(self, include_bots: bool = True) -> list[str]:
         """
         Opponents ``sample`` draws from: bots (if included), then the active window oldest first,
-        minus snapshots whose file is missing or broken (skipped with a warning).
+        minus snapshots whose file is missing or broken (skipped with a warning, once).
         """
-        bots = self.player_ids(kind="bot") if include_bots else []
-        return bots + self._usable(self.snapshot_ids(active_only=True), stacklevel=_stacklevel + 1)
+        view = self.view()
+        return [*(view.bots if include_bots else ()), *view.snapshots]
 
     def sample(
         self,
@@ -477,8 +538,9 @@ class OpponentPool:
         :return: Opponent ids (snapshot ids, bot ids or ``LATEST``).
         """
         get_sampler(strategy)  # fail on a bad name even with an empty pool
-        candidates = self.candidates(include_bots=include_bots, _stacklevel=3)
-        ratings = self.ratings()
+        view = self.view()
+        candidates = [*(view.bots if include_bots else ()), *view.snapshots]
+        ratings = view.ratings
         learner = ratings.get(LEARNER, self.initial_rating)
         return sample_opponents(
             candidates,

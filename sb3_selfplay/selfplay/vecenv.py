@@ -41,15 +41,14 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size, outcome_winner
 from sb3_selfplay.games.bots import game_bots, game_name
+from sb3_selfplay.selfplay.opponents import OpponentDrawer
 from sb3_selfplay.selfplay.players import PlayerBank
-from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
-from sb3_selfplay.selfplay.sampling import LATEST, OpponentSampling, sample_opponents
+from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
+from sb3_selfplay.selfplay.sampling import LATEST, OpponentSampling
 
 __all__ = ["SelfPlayVecEnv", "opponent_kind"]
 
 _OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
-#: Redraws per slot before giving up on unloadable snapshots and playing the learner's weights.
-_MAX_REDRAWS = 8
 #: Opponent rounds within one learner step (turn-based games) before the game is declared stuck.
 _MAX_OPPONENT_ROUNDS = 10_000
 _MASKS_METHOD = "action_masks"
@@ -164,7 +163,8 @@ class SelfPlayVecEnv(VecEnv):
             max_cached=max_cached,
             bots=self._game_bots,
         )
-        self._bad: set[str] = set()
+        self._drawer = OpponentDrawer(pool, self.bank, self._game_bots)
+        self._checked = False  # whether this step already looked at (or wrote) the ledger
         self._opp_ids = np.full(n, LATEST, dtype=object)
         self._seats = np.zeros(n, dtype=np.int64)
         self._opp_starts = np.ones(n, dtype=bool)
@@ -305,71 +305,13 @@ class SelfPlayVecEnv(VecEnv):
         return self.game.get_params()
 
     # ------------------------------------------------------------------ drawing opponents
-    def _candidates(self) -> tuple[list[str], dict[str, float], float]:
-        """Candidate ids, their ratings and the learner's rating."""
-        if self.opponents is not None:
-            cands = [c for c in self.opponents if c not in self._bad]
-        else:
-            cands = list(self.bots)
-            if self.pool is not None:
-                cands += self.pool.candidates(include_bots=False, _stacklevel=4)
-            cands = [c for c in cands if c not in self._bad]
-        initial = self.pool.initial_rating if self.pool is not None else 1200.0
-        ratings = self.pool.ratings() if self.pool is not None else {}
-        table = {c: ratings.get(c, initial) for c in cands}
-        return cands, table, ratings.get(LEARNER, initial)
-
-    def _draw(self, k: int) -> list[str]:
-        """``k`` opponent ids that the bank can play (unloadable snapshots are skipped with a warning)."""
-        cands, ratings, learner_rating = self._candidates()
-        out = self._draw_bots(k, cands, ratings, learner_rating)
-        for attempt in range(_MAX_REDRAWS):
-            if len(out) == k:
-                break
-            if attempt:  # unloadable snapshots were dropped: the candidates changed
-                cands, ratings, learner_rating = self._candidates()
-            ids = sample_opponents(
-                cands,
-                [ratings[c] for c in cands],
-                learner_rating,
-                self.strategy,
-                k - len(out),
-                self._rng,
-                latest_ratio=self.latest_ratio,
-                **self.strategy_params,
-            )
-            bad = set()
-            for opp in set(ids):
-                if opp == LATEST or self.bank.has_player(opp):
-                    continue
-                try:
-                    self.bank.load(opp)
-                except (SnapshotError, KeyError) as exc:
-                    warnings.warn(f"skipping opponent {opp!r}: {exc}", RuntimeWarning, stacklevel=3)
-                    bad.add(opp)
-            self._bad |= bad
-            out += [i for i in ids if i not in bad]
-        out += [LATEST] * (k - len(out))
-        # The bot draws came first: shuffle so that no env index is favoured.
-        return [out[i] for i in self._rng.permutation(k)] if self.bot_ratio > 0 else out
-
-    def _draw_bots(self, k: int, cands: list[str], ratings: dict[str, float], learner_rating: float) -> list[str]:
-        """The ``bot_ratio`` share of ``k`` draws: bots among the candidates, picked by the strategy."""
-        if self.bot_ratio <= 0.0:
-            return []
-        n_bots = int(self._rng.binomial(k, self.bot_ratio))
-        bots = [c for c in cands if c in self._game_bots]
-        if n_bots == 0 or not bots:
-            return []
-        return sample_opponents(
-            bots, [ratings[b] for b in bots], learner_rating, self.strategy, n_bots, self._rng, **self.strategy_params
-        )
-
     def _assign(self, idx: np.ndarray) -> None:
         """Draw new opponents (and seats, if random) for the envs ``idx``."""
         if len(idx) == 0:
             return
-        self._opp_ids[idx] = np.array(self._draw(len(idx)), dtype=object)
+        ids = self._drawer.draw(len(idx), self._sampling, self._rng, check=not self._checked)
+        self._checked = True  # at most one look at the ledger per step
+        self._opp_ids[idx] = np.array(ids, dtype=object)
         if self.learner_seat == "random":
             self._seats[idx] = self._rng.integers(0, 2, len(idx))
         else:
@@ -386,6 +328,7 @@ class SelfPlayVecEnv(VecEnv):
             self._rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         obs = self.game.reset(seed=seed)
         self._pending_seed = None
+        self._checked = False
         self._reset_seeds()
         self._reset_options()
         self.bank.reset_slots(np.ones(self.num_envs, bool))
@@ -429,6 +372,7 @@ class SelfPlayVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._obs is None or self._actions is None:
             raise RuntimeError("SelfPlayVecEnv: call reset() before step()")
+        self._checked = False
         if self.turn_based:
             return self._step_turns()
         n, ar, seats = self.num_envs, self._arange, self._seats
@@ -553,9 +497,10 @@ class SelfPlayVecEnv(VecEnv):
         )
 
     def _record(self, matches: list[tuple]) -> None:
-        """Write the step's finished games to the ledger (one transaction)."""
+        """Write the step's finished games to the ledger (one transaction, which also checks the in-memory copy)."""
         if matches and self.record and self.pool is not None:
             self.pool.record_matches(matches)
+            self._checked = True
 
     def _finish(
         self,
