@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
 from sb3_selfplay.games import make_game
