@@ -46,9 +46,10 @@ def make_policy(kind: str, seed: int, n_layers: int = 1):
 # ----------------------------------------------------------------------------- PlayerBank
 
 
+@pytest.mark.parametrize("frozen", [True, False])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "ff"])
-def test_stacked_bank_equals_each_policy_alone(kind):
-    """The stacked pass gives the actions and states of each policy run alone on its slots."""
+def test_stacked_bank_equals_each_policy_alone(kind, frozen):
+    """The stacked pass (frozen players) and the live one give the actions and states of each policy run alone."""
     obs_space, act_space = spaces_of_duel()
     layers = [1, 1, 2, 1] if kind != "ff" else [1] * 4  # two architectures in one call (recurrent)
     policies = {f"p{i}": make_policy(kind, i, n) for i, n in enumerate(layers)}
@@ -59,14 +60,14 @@ def test_stacked_bank_equals_each_policy_alone(kind):
     bank = PlayerBank(n, obs_space, act_space)
     naive = PlayerBank(n, obs_space, act_space, fuse=False)
     for pid, policy in policies.items():
-        bank.add_player(pid, policy)
+        bank.add_player(pid, policy, frozen=frozen)
         naive.add_player(pid, policy)
     states = dict.fromkeys(policies)
     for t in range(10):
         obs = rng.uniform(-1, 1, (n, *obs_space.shape)).astype(np.float32)
         starts = np.ones(n, bool) if t == 0 else rng.random(n) < 0.25  # episode starts mid-run
         actions = bank.act(obs, ids, starts, deterministic=True)
-        assert bank._layout is not None and bank._layout.groups and not bank._layout.singles
+        assert bank._layout is not None and bank._layout.runs and not bank._layout.singles
         expected = np.empty_like(actions)
         for pid, policy in policies.items():
             mask = ids == pid

@@ -4,18 +4,20 @@ A :class:`PlayerBank` owns ``n_slots`` seats (the opponent seat of every env of 
 :class:`~sb3_selfplay.selfplay.vecenv.SelfPlayVecEnv`, or both seats of every tournament game)
 and computes all their actions in one call, whatever mix of players sits in them:
 
-- scripted bots (by name, among the bots of the game given to the bank): one vectorised
-  ``bot.act`` per bot kind over all slots;
-- pool snapshots (loaded with ``OpponentPool.load_policy`` and cached), the live learner policy
-  (``LATEST``) and any policy registered with :meth:`PlayerBank.add_player`.
+- scripted bots (by name, among the bots of the game given to the bank): each bot kind computes
+  its own slots only (:mod:`~sb3_selfplay.selfplay.bot_seats`);
+- frozen policies (pool snapshots, loaded with ``OpponentPool.load_policy`` and cached, and
+  policies registered with ``add_player(..., frozen=True)``): those of one architecture have
+  their actor weights stacked ONCE per change of that set, and all their slots run as one pass
+  of grouped matmuls over the slots sorted by player (:mod:`~sb3_selfplay.selfplay.stacks`):
+  each slot through its own player's weights, no padding of every player to the busiest one;
+- live policies (the learner, ``LATEST``, and other registered policies): each runs its own
+  actor modules on its slots, with its current weights (no copy, nothing to refresh after an
+  optimiser step).
 
-Policies whose actor path is SB3's standard one (``FlattenExtractor`` -> optional LSTM/GRU
-core -> ``mlp_extractor.policy_net`` of Linear/activation layers -> ``action_net`` -> a
-distribution built from logits) are grouped by architecture, and every group runs as ONE
-batched pass with the members' weights stacked: slots are padded per player to
-``(G, B_max, ...)``, the core runs through :func:`sb3_selfplay.rnn.fused_step` and each Linear
-is one ``torch.baddbmm``. With 16 snapshots this replaces 16 small forwards (each ~0.5 ms of
-framework overhead on CPU) with one. Other policies run one forward per distinct player.
+Only policies whose actor path is SB3's standard one (:mod:`~sb3_selfplay.selfplay.actor_path`)
+run this way; others run one ``get_distribution`` per distinct player. Policies of one
+architecture draw their actions from one distribution object over all their slots.
 
 Each slot keeps its own recurrent state, zeroed at episode starts and when its player changes.
 
@@ -25,17 +27,11 @@ move now (turn-based games). Policies never pick a masked action: their logits a
 before sampling or argmax (a dimension with no legal choice, e.g. a slot not to move, is left
 unmasked); bots get the masks (a row with no legal action: no move now). Only active slots'
 recurrent states advance; the others keep theirs (their actions are computed and ignored).
-
-The module is a little over 600 lines because the actor-path check, the stacked weights and the
-slot layout share one cache (rebuilt only when the set of players or their weights change);
-split, each part would reach into the others' private state.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,179 +39,26 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.distributions import (
-    BernoulliDistribution,
-    CategoricalDistribution,
-    MultiCategoricalDistribution,
-)
-from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
-from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor
-from torch import nn
 
-from sb3_selfplay.distributions import HUGE_NEG
 from sb3_selfplay.games.base import action_mask_size
-from sb3_selfplay.games.bots import Bot, BotFactory, RandomBot
-from sb3_selfplay.rnn import FusedWeights, fused_step, rnn_type_of, stack_core_weights
+from sb3_selfplay.games.bots import BotFactory, RandomBot
+from sb3_selfplay.selfplay.actor_path import (
+    ActorSpec,
+    actor_signature,
+    actor_spec,
+    dist_logits,
+    dist_with_masks,
+    is_recurrent,
+    mask_segments,
+    unwrap_policy,
+)
+from sb3_selfplay.selfplay.bot_seats import BotSeats
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
 from sb3_selfplay.selfplay.sampling import LATEST
+from sb3_selfplay.selfplay.stacks import FrozenStack, RowLayout, live_forward, row_layout
 
 __all__ = ["PlayerBank", "actor_signature"]
-
-#: Element-wise activations the stacked path may apply to a batched ``(G, B, F)`` tensor.
-_ELEMENTWISE = (
-    nn.ReLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Identity,
-    nn.Softplus, nn.Mish, nn.SELU, nn.CELU, nn.Hardtanh, nn.ReLU6, nn.Hardswish, nn.Tanhshrink,
-)  # fmt: skip
-#: Distributions that ``_get_action_dist_from_latent`` builds from the action-net logits alone.
-_LOGIT_DISTS = (CategoricalDistribution, MultiCategoricalDistribution, BernoulliDistribution)
-
-
-def _recurrent_get_distribution() -> Any:
-    try:
-        from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-    except ImportError:  # pragma: no cover - sb3-contrib is a dependency
-        return None
-    return RecurrentActorCriticPolicy.get_distribution
-
-
-_RECURRENT_GET_DISTRIBUTION = _recurrent_get_distribution()
-
-
-@functools.cache
-def _takes_masks(dist_type: type) -> bool:
-    """Whether a distribution class masks itself (``proba_distribution(..., action_masks=...)``)."""
-    try:
-        return "action_masks" in inspect.signature(dist_type.proba_distribution).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _mask_segments(action_space: spaces.Space) -> list[int] | None:
-    """Lengths of the flat mask's per-dimension segments (None: the space has no mask layout)."""
-    if isinstance(action_space, spaces.Discrete):
-        return [int(action_space.n)]
-    if isinstance(action_space, spaces.MultiDiscrete):
-        return [int(k) for k in np.asarray(action_space.nvec).reshape(-1)]
-    if isinstance(action_space, spaces.MultiBinary):
-        return [2] * int(np.prod(action_space.shape))
-    return None
-
-
-def _dist_with_masks(dist: Any, logits: th.Tensor, masks: th.Tensor | None) -> Any:
-    """``dist`` parametrised by ``logits`` with the masked choices excluded (``masks`` True = legal)."""
-    if masks is None:
-        return dist.proba_distribution(action_logits=logits)
-    if _takes_masks(type(dist)):
-        return dist.proba_distribution(action_logits=logits, action_masks=masks)
-    if isinstance(dist, BernoulliDistribution):
-        pair = masks.reshape(len(logits), -1, 2)  # (forbid 0: logit +big, forbid 1: logit -big)
-        logits = logits.masked_fill(~pair[..., 0], -HUGE_NEG).masked_fill(~pair[..., 1], HUGE_NEG)
-        return dist.proba_distribution(action_logits=logits)
-    if isinstance(dist, (CategoricalDistribution, MultiCategoricalDistribution)):
-        return dist.proba_distribution(action_logits=logits.masked_fill(~masks, HUGE_NEG))
-    raise TypeError(f"cannot apply action masks to a {type(dist).__name__}")
-
-
-def _dist_logits(dist: Any) -> th.Tensor:
-    """The flat logits of an SB3 logit distribution (as its action net would output them)."""
-    inner = dist.distribution
-    if isinstance(inner, list):
-        return th.cat([d.logits for d in inner], dim=1)
-    return inner.logits
-
-
-def _unwrap_policy(policy: Any) -> Any:
-    """Accept an algorithm (``model.policy`` is used) or a policy."""
-    inner = getattr(policy, "policy", None)
-    if isinstance(inner, BasePolicy) and not isinstance(policy, BasePolicy):
-        return inner
-    return policy
-
-
-def _config(obj: Any) -> tuple:
-    """Hashable view of an object's plain configuration attributes."""
-    return tuple(
-        sorted((k, repr(v)) for k, v in vars(obj).items() if isinstance(v, (bool, int, float, str, tuple, list)))
-    )
-
-
-def _is_recurrent(policy: Any) -> bool:
-    return isinstance(getattr(policy, "lstm_actor", None), nn.RNNBase)
-
-
-@dataclass
-class _ActorSpec:
-    """The pieces of a standard actor path, and a signature equal for stackable policies."""
-
-    signature: tuple
-    core: nn.RNNBase | None
-    layers: list[nn.Module]  # policy_net modules, then action_net
-    dist: Any
-
-
-def actor_signature(policy: Any) -> tuple | None:
-    """
-    Architecture signature of a policy's actor path, or None when it is not the standard one.
-
-    Policies with equal signatures can run as one stacked batched pass in :class:`PlayerBank`.
-    """
-    spec = _actor_spec(policy)
-    return None if spec is None else spec.signature
-
-
-def _actor_spec(policy: Any) -> _ActorSpec | None:
-    """Check structurally that ``policy``'s actor path is SB3's standard one; describe it."""
-    if not isinstance(policy, ActorCriticPolicy):
-        return None
-    cls = type(policy)
-    if cls._get_action_dist_from_latent is not ActorCriticPolicy._get_action_dist_from_latent:
-        return None
-    recurrent = _is_recurrent(policy)
-    if recurrent:
-        if _RECURRENT_GET_DISTRIBUTION is None or cls.get_distribution is not _RECURRENT_GET_DISTRIBUTION:
-            return None
-    elif cls.get_distribution is not ActorCriticPolicy.get_distribution:
-        return None
-    extractor = getattr(policy, "pi_features_extractor", None) or getattr(policy, "features_extractor", None)
-    if type(extractor) is not FlattenExtractor or isinstance(policy.observation_space, spaces.Dict):
-        return None
-    mlp = policy.mlp_extractor
-    if type(mlp) is not MlpExtractor or not isinstance(mlp.policy_net, nn.Sequential):
-        return None
-    dist = policy.action_dist
-    if not isinstance(dist, _LOGIT_DISTS) or not isinstance(policy.action_net, nn.Linear):
-        return None
-    params = list(policy.parameters())
-    if not params or any(p.dtype != th.float32 for p in params):
-        return None
-    sig: list[Any] = [
-        repr(policy.observation_space),
-        bool(policy.normalize_images),
-        str(params[0].device),
-        type(dist).__qualname__,
-        _config(dist),
-    ]
-    core = None
-    if recurrent:
-        core = policy.lstm_actor
-        try:
-            kind = rnn_type_of(core)
-        except TypeError:
-            return None
-        if core.bidirectional or core.batch_first or getattr(core, "proj_size", 0):
-            return None
-        sig.append(("core", kind, core.input_size, core.hidden_size, core.num_layers, core.bias))
-    layers: list[nn.Module] = []
-    for module in [*mlp.policy_net, policy.action_net]:
-        if isinstance(module, nn.Linear):
-            sig.append(("linear", module.in_features, module.out_features, module.bias is not None))
-        elif type(module) in _ELEMENTWISE:
-            sig.append(("act", repr(module)))
-        else:
-            return None
-        layers.append(module)
-    return _ActorSpec(tuple(sig), core, layers, dist)
 
 
 @dataclass
@@ -224,94 +67,63 @@ class _Player:
 
     player_id: str
     index: int
-    bot: Bot | None = None
+    bot: BotSeats | None = None
     policy: Any = None
-    spec: _ActorSpec | None = None
-    frozen: bool = False  # weights never change (snapshots loaded by the bank)
-    snapshot: bool = False
+    spec: ActorSpec | None = None
+    frozen: bool = False  # weights never change: stacked with the other frozen players of its architecture
+    snapshot: bool = False  # loaded by the bank from the pool (evictable)
     state_key: tuple[int, int] | None = None  # (n_layers, hidden) of a recurrent policy
-    params: list[th.Tensor] = field(default_factory=list)  # actor parameters (version checks)
-    stamp: int = 0  # bumped by PlayerBank.refresh()
-
-    def version(self) -> tuple:
-        """Changes whenever the actor weights are updated in place (version counter), replaced, or refreshed."""
-        if self.frozen:
-            return ()
-        return (self.stamp, *((p.data_ptr(), p._version) for p in self.params))
 
 
 @dataclass
 class _Stack:
-    """Stacked actor weights of some players of one architecture."""
+    """The stacked weights of all loaded frozen players of one architecture."""
 
-    key: tuple
-    core: FusedWeights | None
-    layers: list[tuple[th.Tensor, th.Tensor] | nn.Module]  # (W^T (G, in, out), b (G, 1, out)) or activation
-    dist: Any
-
-
-def _stack_layers(specs: list[_ActorSpec]) -> list[tuple[th.Tensor, th.Tensor] | nn.Module]:
-    out: list[tuple[th.Tensor, th.Tensor] | nn.Module] = []
-    for k, module in enumerate(specs[0].layers):
-        if isinstance(module, nn.Linear):
-            w = th.stack([s.layers[k].weight.detach().t() for s in specs]).contiguous()
-            if module.bias is not None:
-                b = th.stack([s.layers[k].bias.detach() for s in specs]).unsqueeze(1).contiguous()
-            else:
-                b = w.new_zeros(len(specs), 1, module.out_features)
-            out.append((w, b))
-        else:
-            out.append(module)
-    return out
-
-
-def _select(stack: _Stack, rows: np.ndarray) -> _Stack:
-    """The stack restricted to members ``rows`` (index_select on every stacked tensor)."""
-    idx = th.as_tensor(rows, dtype=th.long, device=stack.layers[-1][0].device)  # type: ignore[index]
-    core = None
-    if stack.core is not None:
-        core = FusedWeights(
-            stack.core.rnn_type,
-            stack.core.hidden_size,
-            tuple(tuple(t.index_select(0, idx) for t in layer) for layer in stack.core.layers),  # type: ignore[misc]
-        )
-    layers = [
-        m if isinstance(m, nn.Module) else (m[0].index_select(0, idx), m[1].index_select(0, idx)) for m in stack.layers
-    ]
-    return _Stack(stack.key, core, layers, stack.dist)
+    members: list[_Player]
+    weights: FrozenStack
+    rank_of: dict[int, int]  # player index -> member row
 
 
 @dataclass
-class _GroupLayout:
-    """Padded slot layout of one architecture group for the current slot assignment."""
+class _Pass:
+    """One forward over a contiguous block of a run's rows: a frozen stack's, or one live player's."""
 
-    signature: tuple
-    members: list[_Player]
-    slots: np.ndarray  # slot of each valid padded position, in padded row-major order
+    rows: slice
+    stack: _Stack | None = None
+    player: _Player | None = None
+    layout: RowLayout | None = None
+
+
+@dataclass
+class _Run:
+    """All slots played by policies of one architecture: one gather, one distribution."""
+
+    spec: ActorSpec
+    slots: np.ndarray  # in pass order (stack rows sorted by member)
     slots_t: th.Tensor  # the same on the bank's device (where recurrent states live)
-    pad: th.Tensor  # (G, B_max) slot index per padded position (padding repeats a real slot), group's device
-    pad_s: th.Tensor  # the same on the bank's device
-    valid: th.Tensor  # flat indices of the valid positions in G * B_max, group's device
-    rows: np.ndarray  # member rows in the architecture's full stack
-    selected: _Stack | None = None
+    passes: list[_Pass]
+    state_key: tuple[int, int] | None
+    dist: Any = None
 
 
 @dataclass
 class _Layout:
-    bots: list[tuple[_Player, np.ndarray]]
-    groups: list[_GroupLayout]
+    bots: list[_Player]
+    runs: list[_Run]
     singles: list[tuple[_Player, np.ndarray]]
+    n_players: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class PlayerBank:
     """
     Actions for ``n_slots`` slots whose player can differ per slot, computed in batches.
 
-    Player ids: bot names (the keys of ``bots``), ``LATEST`` (or ``"learner"``)
-    for the policy given to :meth:`set_learner`, ids registered with :meth:`add_player`, and
-    pool snapshot ids (loaded on first use, cached). Snapshot policies are owned by the bank and
-    treated as frozen; the learner and registered policies are checked for weight changes
-    (parameter ``_version``/``data_ptr``) before each use, so their stacked copies stay current.
+    Player ids: bot names (the keys of ``bots``), ``LATEST`` (or ``"learner"``) for the policy
+    given to :meth:`set_learner`, ids registered with :meth:`add_player`, and pool snapshot ids
+    (loaded on first use, cached). Snapshots are owned by the bank and frozen: their stacked
+    copy is built once per change of the set of loaded snapshots (:attr:`stack_builds` counts
+    the builds). The learner and registered policies run with their live weights.
 
     :param n_slots: Number of slots (the batch size of :meth:`act`).
     :param observation_space: Observation space of one slot.
@@ -319,8 +131,8 @@ class PlayerBank:
     :param device: Device for snapshots and recurrent states.
     :param pool: Opponent pool snapshots are loaded from (None: no snapshots).
     :param seed: Seed of the bots' random generators.
-    :param fuse: Stack players of one architecture into one batched pass (False: one forward
-        per distinct player, e.g. to compare against).
+    :param fuse: Run standard actor paths from their weights, frozen players stacked (False: one
+        ``get_distribution`` per distinct player, e.g. to compare against).
     :param max_cached: Loaded snapshots kept in memory; beyond this, snapshots no slot uses
         are dropped (least recently used first).
     :param obs_transform: Applied to observations before policy inference (not bots), e.g.
@@ -354,6 +166,8 @@ class PlayerBank:
         self.max_cached = int(max_cached)
         self.obs_transform = obs_transform
         self.bots: dict[str, BotFactory] = dict(bots) if bots is not None else {"random": RandomBot}
+        #: Stacks of frozen weights built so far (one per change of a set of frozen players).
+        self.stack_builds = 0
         self._seeds = np.random.SeedSequence(seed)
         self._players: dict[str, _Player] = {}
         self._by_index: dict[int, _Player] = {}
@@ -362,19 +176,18 @@ class PlayerBank:
         self._slot_pidx = np.full(self.n_slots, -1, dtype=np.int64)
         self._states: dict[tuple[int, int], tuple[th.Tensor, th.Tensor]] = {}
         self._stacks: dict[tuple, _Stack] = {}
-        self._members: dict[tuple, list[_Player]] = {}
         self._layout: _Layout | None = None
         self._use_tick = 0
         self._last_used: dict[str, int] = {}
         self._act_dtype = action_space.dtype if action_space.dtype is not None else np.float32
         self._mask_len = action_mask_size(action_space)
-        segments = _mask_segments(action_space)
+        segments = mask_segments(action_space)
         self._segment_starts = None if segments is None else np.cumsum([0, *segments])[:-1]
 
     # ------------------------------------------------------------------ players
     def set_learner(self, policy: Any) -> None:
-        """Set the live learner policy (player ``LATEST``); its weight updates are picked up."""
-        policy = _unwrap_policy(policy)
+        """Set the live learner policy (player ``LATEST``): it plays with its current weights at every call."""
+        policy = unwrap_policy(policy)
         old = self._players.get(LATEST)
         if old is not None and old.policy is policy:
             return
@@ -385,29 +198,24 @@ class PlayerBank:
         """Whether a learner policy (player ``LATEST``) is set."""
         return LATEST in self._players
 
-    def add_player(self, player_id: str, policy: Any) -> None:
+    def add_player(self, player_id: str, policy: Any, frozen: bool = False) -> None:
         """
         Register a policy (or an SB3 algorithm, whose ``.policy`` is used) under ``player_id``.
 
         :param player_id: Id used in :meth:`act`; must not be one of the bank's bot names or ``LATEST``.
         :param policy: An SB3 policy (any ``BasePolicy`` with ``get_distribution``).
+        :param frozen: Its weights never change (a loaded model, a fixed opponent): it is
+            stacked with the snapshots of its architecture. False: it plays with its live weights.
         """
         if player_id in self.bots or player_id in (LATEST, LEARNER):
             raise ValueError(f"player id {player_id!r} is reserved (bot name or the learner)")
-        self._register(player_id, _unwrap_policy(policy), frozen=False, snapshot=False)
+        self._register(player_id, unwrap_policy(policy), frozen=bool(frozen), snapshot=False)
 
     def refresh(self, player_id: str = LATEST) -> None:
         """
-        Mark a player's weights as changed, so its stacked copy is rebuilt at the next use.
-
-        In-place updates are detected by the parameters' version counters, but some writes do
-        not bump them (e.g. ``torch.optim.Adam(fused=True)``, ``.data`` assignments); the
-        :class:`~sb3_selfplay.selfplay.callback.SelfPlayCallback` refreshes the learner at every
-        rollout start.
+        Kept for compatibility: live players (the learner, registered policies) are read at every
+        call and frozen ones never change, so there is nothing to refresh.
         """
-        player = self._players.get(self._canonical(player_id))
-        if player is not None:
-            player.stamp += 1
 
     def has_player(self, player_id: str) -> bool:
         """Whether ``player_id`` is known without loading (bots count as known)."""
@@ -426,6 +234,10 @@ class PlayerBank:
         """
         self._resolve(player_id)
 
+    def bot_rows(self) -> dict[str, int]:
+        """Rows each bot kind has computed so far (its slots, plus at most as many free rows)."""
+        return {p.player_id: p.bot.rows_computed for p in self._players.values() if p.bot is not None}
+
     def _canonical(self, player_id: str) -> str:
         return LATEST if player_id == LEARNER else player_id
 
@@ -435,30 +247,26 @@ class PlayerBank:
                 f"player {player_id!r}: expected an SB3 policy with get_distribution, got {type(policy).__name__}"
             )
         old = self._players.get(player_id)
-        spec = _actor_spec(policy) if self.fuse else None
+        spec = actor_spec(policy) if self.fuse else None
         player = _Player(player_id, self._next_index, policy=policy, spec=spec, frozen=frozen, snapshot=snapshot)
         self._next_index += 1
-        if _is_recurrent(policy):
+        if is_recurrent(policy):
             player.state_key = (policy.lstm_actor.num_layers, policy.lstm_actor.hidden_size)
-        if spec is not None:
-            modules = ([spec.core] if spec.core is not None else []) + spec.layers
-            player.params = [p for m in modules for p in m.parameters()]
         self._players[player_id] = player
         self._by_index[player.index] = player
         if old is not None:
             self._by_index.pop(old.index, None)
             self._slot_pidx[self._slot_pidx == old.index] = player.index
             self._reset_mask(self._slot_pidx == player.index)
-            self._drop_stacks(old)
-        if spec is not None:
-            self._drop_stacks(player)
+            self._drop_stack(old)
+        self._drop_stack(player)
         self._layout = None
         return player
 
-    def _drop_stacks(self, player: _Player) -> None:
-        if player.spec is not None:
+    def _drop_stack(self, player: _Player) -> None:
+        """The set of frozen players of ``player``'s architecture changed: its stack is built again when used."""
+        if player.frozen and player.spec is not None:
             self._stacks.pop(player.spec.signature, None)
-            self._members.pop(player.spec.signature, None)
 
     def _resolve(self, player_id: str) -> _Player:
         pid = self._canonical(player_id)
@@ -466,8 +274,8 @@ class PlayerBank:
         if player is not None:
             return player
         if pid in self.bots:
-            seed = int(self._seeds.spawn(1)[0].generate_state(1)[0])
-            player = _Player(pid, self._next_index, bot=self.bots[pid](self.n_slots, self.action_space, seed=seed))
+            player = _Player(pid, self._next_index, bot=BotSeats(self.bots[pid], self.n_slots, self.action_space,
+                                                                  self._seeds.spawn(1)[0]))
             self._next_index += 1
             self._players[pid] = player
             self._by_index[player.index] = player
@@ -493,7 +301,7 @@ class PlayerBank:
             del self._players[player.player_id]
             del self._by_index[player.index]
             self._last_used.pop(player.player_id, None)
-            self._drop_stacks(player)
+            self._drop_stack(player)
             self._layout = None
 
     # ------------------------------------------------------------------ slots
@@ -553,77 +361,62 @@ class PlayerBank:
     def _build_layout(self) -> _Layout:
         """Group the slots by player, and policy players by architecture (on assignment changes only)."""
         pidx = self._slot_pidx
-        active = np.unique(pidx)
-        bots, singles = [], []
-        by_sig: dict[tuple, list[_Player]] = {}
-        for i in active.tolist():
+        in_use = np.unique(pidx)
+        singles = []
+        by_sig: dict[tuple, tuple[list[_Player], list[_Player]]] = {}  # signature -> (frozen, live) players in use
+        for i in in_use.tolist():
             player = self._by_index[i]
             self._last_used[player.player_id] = self._use_tick
-            if player.bot is not None:
-                bots.append((player, pidx == i))
-            elif player.spec is not None:
-                by_sig.setdefault(player.spec.signature, []).append(player)
-            else:
-                singles.append((player, np.flatnonzero(pidx == i)))
             if player.state_key is not None:
                 self._state_for(player.state_key)
-        groups = []
-        for sig, members in by_sig.items():
-            rank_of = np.full(self._next_index, -1, dtype=np.int64)
-            rank_of[[m.index for m in members]] = np.arange(len(members))
-            slot_rank = rank_of[pidx]
-            slots = np.flatnonzero(slot_rank >= 0)
-            rank = slot_rank[slots]
-            order = np.argsort(rank, kind="stable")
-            slots, rank = slots[order], rank[order]
-            counts = np.bincount(rank, minlength=len(members))
-            first = np.cumsum(counts) - counts
-            pos = np.arange(len(slots)) - first[rank]
-            b_max = int(counts.max())
-            pad = np.repeat(slots[first][:, None], b_max, axis=1)
-            pad[rank, pos] = slots
-            device = members[0].params[0].device
-            groups.append(
-                _GroupLayout(
-                    signature=sig,
-                    members=members,
-                    slots=slots,
-                    slots_t=th.as_tensor(slots, device=self.device),
-                    pad=th.as_tensor(pad, device=device),
-                    pad_s=th.as_tensor(pad, device=self.device),
-                    valid=th.as_tensor(rank * b_max + pos, device=device),
-                    rows=np.zeros(0, dtype=np.int64),
-                )
-            )
-        return _Layout(bots, groups, singles)
+            if player.bot is not None:
+                continue
+            if player.spec is None:
+                singles.append((player, np.flatnonzero(pidx == i)))
+            else:
+                by_sig.setdefault(player.spec.signature, ([], []))[0 if player.frozen else 1].append(player)
+        bots = [p for p in self._players.values() if p.bot is not None]
+        for player in bots:
+            player.bot.update(pidx == player.index)  # type: ignore[union-attr]  # also frees rows of bots left
+        bots = [p for p in bots if p.bot.shards]  # type: ignore[union-attr]
+        runs = [self._build_run(frozen, live, pidx) for frozen, live in by_sig.values()]
+        return _Layout(bots, runs, singles, n_players=len(in_use))
 
-    def _full_stack(self, signature: tuple) -> tuple[_Stack, dict[int, int]]:
-        """Stacked weights of ALL loaded players of an architecture, rebuilt when one changed."""
-        members = self._members.get(signature)
-        if members is None:
+    def _build_run(self, frozen: list[_Player], live: list[_Player], pidx: np.ndarray) -> _Run:
+        spec = (frozen or live)[0].spec
+        assert spec is not None
+        blocks, passes, start = [], [], 0
+        if frozen:
+            stack = self._stack(spec.signature)
+            rank_of = np.full(self._next_index, -1, dtype=np.int64)
+            rank_of[list(stack.rank_of)] = list(stack.rank_of.values())
+            rank = rank_of[pidx]
+            slots = np.flatnonzero(rank >= 0)
+            order, rows = row_layout(rank[slots], len(stack.members), stack.weights.device)
+            blocks.append(slots[order])
+            passes.append(_Pass(slice(0, len(slots)), stack=stack, layout=rows))
+            start = len(slots)
+        for player in live:
+            slots = np.flatnonzero(pidx == player.index)
+            blocks.append(slots)
+            passes.append(_Pass(slice(start, start + len(slots)), player=player))
+            start += len(slots)
+        all_slots = np.concatenate(blocks)
+        key = (frozen or live)[0].state_key
+        return _Run(spec, all_slots, th.as_tensor(all_slots, device=self.device), passes, key, copy.copy(spec.dist))
+
+    def _stack(self, signature: tuple) -> _Stack:
+        """The stacked weights of all loaded frozen players of an architecture (built once per change of that set)."""
+        stack = self._stacks.get(signature)
+        if stack is None:
             members = sorted(
-                (p for p in self._players.values() if p.spec is not None and p.spec.signature == signature),
+                (p for p in self._players.values() if p.frozen and p.spec is not None and p.spec.signature == signature),
                 key=lambda p: p.index,
             )
-            self._members[signature] = members
-        key = tuple((p.index, p.version()) for p in members)
-        stack = self._stacks.get(signature)
-        if stack is None or stack.key != key:
-            specs = [p.spec for p in members]
-            with th.no_grad():
-                core = stack_core_weights([s.core for s in specs]) if specs[0].core is not None else None  # type: ignore[union-attr]
-                stack = _Stack(key, core, _stack_layers(specs), copy.copy(specs[0].dist))  # type: ignore[arg-type]
+            stack = _Stack(members, FrozenStack([p.spec for p in members]), {p.index: r for r, p in enumerate(members)})  # type: ignore[misc]
             self._stacks[signature] = stack
-        return stack, {p.index: r for r, p in enumerate(members)}
-
-    def _group_weights(self, group: _GroupLayout) -> _Stack:
-        full, row_of = self._full_stack(group.signature)
-        rows = np.array([row_of[m.index] for m in group.members], dtype=np.int64)
-        if group.selected is not None and group.selected.key == full.key and np.array_equal(rows, group.rows):
-            return group.selected
-        group.rows = rows
-        group.selected = full if len(rows) == len(row_of) else _select(full, rows)
-        return group.selected
+            self.stack_builds += 1
+        return stack
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -634,7 +427,8 @@ class PlayerBank:
         deterministic: bool = False,
         action_masks: np.ndarray | None = None,
         active: np.ndarray | None = None,
-    ) -> np.ndarray:
+        with_log_probs: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """
         Actions of every slot.
 
@@ -646,7 +440,9 @@ class PlayerBank:
             layout (True = legal); None: all legal. Policies never pick a masked action.
         :param active: Bool ``(n_slots,)``: the slots that move now (turn-based games); the
             others' actions are computed but their recurrent states do not advance (None: all move).
-        :return: Actions, ``(n_slots, *action_shape)``.
+        :param with_log_probs: Also return each slot's log-probability of its action under its
+            policy's (masked) distribution (NaN for bots).
+        :return: Actions, ``(n_slots, *action_shape)`` (and the log-probabilities, ``(n_slots,)``).
         """
         obs = np.asarray(obs)
         ids = np.asarray(player_ids, dtype=object).reshape(-1)
@@ -659,30 +455,31 @@ class PlayerBank:
         if changed.any():
             self._assign(changed, ids)
             starts = starts | changed
-        self._reset_mask(starts)
-        masks = self._checked_masks(action_masks, active)
         if self._layout is None:
             self._use_tick += 1
             self._evict()
-            self._layout = self._build_layout()
+            self._layout = self._build_layout()  # bots seat their new slots with a fresh memory
+        self._reset_mask(starts)
+        masks = self._checked_masks(action_masks, active)
         layout = self._layout
         actions = np.empty((self.n_slots, *self.action_space.shape), dtype=self._act_dtype)
-        for player, mask in layout.bots:
-            actions[mask] = player.bot.act(obs, None, masks)[mask]  # type: ignore[union-attr]  # resets done above
-        if layout.groups or layout.singles:
+        log_probs = np.full(self.n_slots, np.nan, dtype=np.float32) if with_log_probs else None
+        for player in layout.bots:
+            player.bot.act(obs, masks, actions)  # type: ignore[union-attr]
+        if layout.runs or layout.singles:
             pobs = obs if self.obs_transform is None else self.obs_transform(obs)
             obs_t = th.as_tensor(pobs, device=self.device)
             masks_t = None if masks is None else th.as_tensor(self._policy_masks(masks), device=self.device)
             frozen = self._freeze_states(active)
             with th.no_grad():
-                for group in layout.groups:
-                    actions[group.slots] = self._act_group(group, obs_t, deterministic, masks_t)
+                for run in layout.runs:
+                    self._act_run(run, obs_t, deterministic, masks_t, actions, log_probs)
                 for player, slots in layout.singles:
-                    actions[slots] = self._act_single(player, slots, obs_t, deterministic, masks_t)
+                    self._act_single(player, slots, obs_t, deterministic, masks_t, actions, log_probs)
                 for h, c, idx, h_kept, c_kept in frozen:
                     h.index_copy_(0, idx, h_kept)
                     c.index_copy_(0, idx, c_kept)
-        return actions
+        return actions if log_probs is None else (actions, log_probs)
 
     def _checked_masks(self, action_masks: np.ndarray | None, active: np.ndarray | None) -> np.ndarray | None:
         """The masks as bool ``(n_slots, mask_len)``, slots not to move (``active`` False) with none legal."""
@@ -721,34 +518,46 @@ class PlayerBank:
         idx = th.as_tensor(np.flatnonzero(idle), device=self.device)
         return [(h, c, idx, h.index_select(0, idx), c.index_select(0, idx)) for h, c in self._states.values()]
 
-    def _act_group(
-        self, group: _GroupLayout, obs_t: th.Tensor, deterministic: bool, masks_t: th.Tensor | None = None
-    ) -> np.ndarray:
-        """One stacked pass for all players of one architecture."""
-        weights = self._group_weights(group)
-        policy = group.members[0].policy
-        obs_t = obs_t.to(group.pad.device)
-        x = preprocess_obs(obs_t, policy.observation_space, normalize_images=policy.normalize_images)
+    def _act_run(
+        self,
+        run: _Run,
+        obs_t: th.Tensor,
+        deterministic: bool,
+        masks_t: th.Tensor | None,
+        actions: np.ndarray,
+        log_probs: np.ndarray | None,
+    ) -> None:
+        """The slots of one architecture: each pass on its rows, then one distribution over all of them."""
+        spec = run.spec
+        device = spec.device
+        x = obs_t.index_select(0, run.slots_t).to(device)
+        x = preprocess_obs(x, spec.observation_space, normalize_images=spec.normalize_images)
         x = x.reshape(len(x), -1).float()
-        g, b = group.pad.shape
-        x = x[group.pad]  # (G, B, in)
-        if weights.core is not None:
-            h_all, c_all = self._states[group.members[0].state_key]  # type: ignore[index]
-            dev = x.device
-            h = h_all[group.pad_s].to(dev).transpose(1, 2)  # (G, L, B, H)
-            c = c_all[group.pad_s].to(dev).transpose(1, 2)
-            x, h, c = fused_step(weights.core, x, h, c)
-            n_layers, hidden = h.shape[1], h.shape[3]
-            for new, store in ((h, h_all), (c, c_all)):
-                rows = new.transpose(1, 2).reshape(g * b, n_layers, hidden).index_select(0, group.valid)
-                store.index_copy_(0, group.slots_t, rows.to(self.device))
-        for layer in weights.layers:
-            x = layer(x) if isinstance(layer, nn.Module) else th.baddbmm(layer[1], x, layer[0])
-        logits = x.reshape(g * b, -1).index_select(0, group.valid)
-        masks = None if masks_t is None else masks_t.index_select(0, group.slots_t).to(logits.device)
-        dist = _dist_with_masks(weights.dist, logits, masks)
+        h = c = None
+        if run.state_key is not None:
+            h_all, c_all = self._states[run.state_key]
+            h = h_all.index_select(0, run.slots_t).to(device)
+            c = c_all.index_select(0, run.slots_t).to(device)
+        outs = []
+        for p in run.passes:
+            rows = p.rows
+            hp = None if h is None else h[rows]
+            cp = None if c is None else c[rows]
+            if p.stack is not None:
+                outs.append(p.stack.weights.forward(x[rows], hp, cp, p.layout))  # type: ignore[arg-type]
+            else:
+                outs.append(live_forward(p.player.spec, x[rows], hp, cp))  # type: ignore[union-attr, arg-type]
+        logits = outs[0][0] if len(outs) == 1 else th.cat([o[0] for o in outs])
+        if run.state_key is not None:
+            for k, store in ((1, h_all), (2, c_all)):
+                new = outs[0][k] if len(outs) == 1 else th.cat([o[k] for o in outs])
+                store.index_copy_(0, run.slots_t, new.to(self.device))
+        masks = None if masks_t is None else masks_t.index_select(0, run.slots_t).to(device)
+        dist = dist_with_masks(run.dist, logits, masks)
         out = dist.get_actions(deterministic=deterministic)
-        return out.reshape((-1, *self.action_space.shape)).cpu().numpy()
+        actions[run.slots] = out.reshape((-1, *self.action_space.shape)).cpu().numpy()
+        if log_probs is not None:
+            log_probs[run.slots] = dist.log_prob(out).cpu().numpy()
 
     def _act_single(
         self,
@@ -756,8 +565,10 @@ class PlayerBank:
         slots: np.ndarray,
         obs_t: th.Tensor,
         deterministic: bool,
-        masks_t: th.Tensor | None = None,
-    ) -> np.ndarray:
+        masks_t: th.Tensor | None,
+        actions: np.ndarray,
+        log_probs: np.ndarray | None,
+    ) -> None:
         """One forward for one player on its slots (non-standard architectures)."""
         policy = player.policy
         device = getattr(policy, "device", self.device)
@@ -777,16 +588,19 @@ class PlayerBank:
             dist = policy.get_distribution(obs_p)
         if masks_t is not None:
             try:
-                dist = _dist_with_masks(dist, _dist_logits(dist), masks_t.index_select(0, idx).to(device))
+                dist = dist_with_masks(dist, dist_logits(dist), masks_t.index_select(0, idx).to(device))
             except (TypeError, AttributeError) as exc:
                 raise TypeError(f"player {player.player_id!r}: cannot mask its policy's actions: {exc}") from None
-        out = dist.get_actions(deterministic=deterministic).reshape((-1, *self.action_space.shape)).cpu().numpy()
+        chosen = dist.get_actions(deterministic=deterministic)
+        if log_probs is not None:
+            log_probs[slots] = dist.log_prob(chosen).cpu().numpy()
+        out = chosen.reshape((-1, *self.action_space.shape)).cpu().numpy()
         if isinstance(self.action_space, spaces.Box):
             if getattr(policy, "squash_output", False):
                 out = policy.unscale_action(out)
             else:
                 out = np.clip(out, self.action_space.low, self.action_space.high)
-        return out
+        actions[slots] = out
 
     def __repr__(self) -> str:
         return f"PlayerBank(n_slots={self.n_slots}, players={sorted(self._players)})"
