@@ -1,31 +1,37 @@
-"""Self-play training speed: RecurrentPPO against a scripted bot vs against 1, 4 and 16 LSTM snapshots.
+"""Self-play speed at scale: rollouts and training against snapshots vs the floor, and PlayerBank.act alone.
 
-Training runs (all in ONE process, one torch thread, alternated round robin over ``--repeats``
-rounds so machine load hits every config alike):
+Two scales, Duel-v0, learner ``sb3_selfplay.RecurrentPPO("MlpLstmPolicy")`` with LSTM h=128
+(net_arch [64, 64]), snapshots = random-init policies of the learner's architecture in a
+temporary pool:
 
-- learner: ``sb3_selfplay.RecurrentPPO("MlpLstmPolicy")``, LSTM h=128 (separate actor/critic
-  cores, net_arch [64, 64]), 64 envs of Duel-v0 (default parameters, 400-step limit),
-  n_steps 64 (4,096 steps per rollout), batch_size 1,024, 4 epochs, sequence_length 16;
-- ``bot``: every env plays the ``hunter`` bot;
-- ``snap1`` / ``snap4`` / ``snap16``: every env plays one of N distinct snapshots (random-init
-  policies of the learner's architecture in a temporary pool), ``opponents=[...]``,
-  ``latest_ratio=0``, drawn uniformly per episode. Results go to the pool's ledger in every
-  run (bots are pool players too), so bookkeeping costs are alike.
+- ``64x16``: 64 envs, 16 snapshots; ``1024x64``: 1,024 envs, 64 snapshots.
 
-Reported: env-steps/s (median over rounds), ratio vs the bot run (target: >= 0.6 at 16
-snapshots), the same for rollout collection alone (wall time minus ``train()``), the share of
-time in ``train()`` and in opponent inference (``PlayerBank.act``). Note that ``train()`` time
-itself depends on the opponent: episodes against the hunter end sooner than against random-init
-snapshots, so its rollouts hold more, shorter sequences (more padding to ``sequence_length``).
+Configurations at each scale (all in ONE process, one torch thread, interleaved A B C A B C ...
+over ``--repeats`` rounds, so machine load hits every configuration alike):
 
-Opponent inference by itself: ``PlayerBank.act`` over 64 slots with 1/4/16 LSTM snapshots
-(slots assigned uniformly at random, as in training), the stacked path vs the naive
-one-forward-per-snapshot fallback (``fuse=False``), plus the hunter bot for reference.
+- ``latest`` (the floor): every env plays the current weights (one batched opponent forward of
+  the same size, the same arithmetic as the snapshots);
+- ``snapshots``: the N snapshots plus ``latest_ratio=0.5`` (uniform over the snapshots, no bots);
+- ``hunter``: every env plays the hunter bot (reference).
+
+Modes: ``rollout`` (``learn()`` with ``train()`` switched off: rollout collection only) and
+``train`` (``learn()``: one rollout and one ``train()`` per run). Reported per run: steps per
+CPU-second of this process (``time.process_time()``; one torch thread) and steps per wall-second,
+median with min-max over the rounds, the CPU-time ratio of each configuration to ``latest``
+(target at 1024x64: rollout >= 0.8x), and the share of time in opponent inference.
+
+Opponent inference alone at 1,024 slots (interleaved): ``PlayerBank.act`` with 64 snapshots +
+``LATEST`` on half the slots, with 64 snapshots on all slots, with ``LATEST`` on all slots, and
+one actor forward of one policy over 1,024 rows (``get_distribution`` + ``get_actions``, what the
+policy does to act); target: the 64-snapshot bank <= 1.5x that forward.
+
+Noise: CPU time is steadier than wall time on shared machines, but a busy hyperthread sibling
+inflates it too; compare ratios, and re-time on a quiet machine.
 
 Examples::
 
-    python bench/selfplay_speed.py                 # full run: 3 rounds x 4 configs x 32,768 steps
-    python bench/selfplay_speed.py --steps 4096 --repeats 1 --infer-iters 50   # quick check
+    python bench/selfplay_speed.py            # full: both scales, rollout + train, 3 rounds
+    python bench/selfplay_speed.py --quick    # rollouts only, short runs (< 2 minutes)
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +58,14 @@ from common import (  # noqa: E402
     write_json,
 )
 
-N_ENVS = 64
 HIDDEN = 128
 POLICY_KWARGS: dict[str, Any] = dict(lstm_hidden_size=HIDDEN, net_arch=[64, 64])
-ALGO_KWARGS: dict[str, Any] = dict(n_steps=64, batch_size=1024, n_epochs=4, sequence_length=16, seed=0, device="cpu")
-SNAPSHOT_COUNTS = (1, 4, 16)
-TARGET = 0.6
+#: name -> (n_envs, n_snapshots, n_steps per env per rollout, batch_size)
+SCALES: dict[str, tuple[int, int, int, int]] = {"64x16": (64, 16, 64, 1024), "1024x64": (1024, 64, 16, 4096)}
+CONFIGS = ("latest", "snapshots", "hunter")
+LATEST_RATIO = 0.5
+ROLLOUT_TARGET = 0.8  # at 1024x64, rollout steps per CPU-second vs the floor
+ACT_TARGET = 1.5  # PlayerBank.act with 64 snapshots vs one actor forward over 1,024 rows
 
 
 def make_snapshots(pool: Any, n: int, seed: int = 100) -> list[str]:
@@ -75,166 +84,218 @@ def make_snapshots(pool: Any, n: int, seed: int = 100) -> list[str]:
     return ids
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=32_768, help="learner env steps per run (default 32768)")
-    parser.add_argument("--repeats", type=int, default=3, help="round-robin rounds over the configs (default 3)")
-    parser.add_argument("--infer-iters", type=int, default=300, help="PlayerBank.act calls per inference config")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "selfplay_speed.json", help="JSON output path")
-    args = parser.parse_args(argv)
+def timed(fn: Callable[[], int]) -> dict[str, float]:
+    """Run ``fn`` (which returns the steps it took): steps per CPU-second and per wall-second."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    steps = fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"steps": steps, "cpu_s": cpu, "wall_s": wall, "cpu_rate": steps / max(cpu, 1e-9),
+            "wall_rate": steps / max(wall, 1e-9)}
 
-    set_single_thread()
-    import numpy as np
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def cell(s: dict[str, float], spec: str = ",.0f") -> str:
+    return f"{fmt(s['median'], spec)} [{fmt(s['min'], spec)}-{fmt(s['max'], spec)}]"
+
+
+# ----------------------------------------------------------------------------- runs
+def build_runs(pool: Any, snapshots: list[str], scales: list[str], modes: list[str]) -> dict[tuple, dict[str, Any]]:
+    """One model + SelfPlayVecEnv per (scale, mode, config), warmed up by one rollout."""
     import torch as th
 
     from sb3_selfplay import RecurrentPPO
-    from sb3_selfplay.games import game_bots, make_game
-    from sb3_selfplay.selfplay import OpponentPool, PlayerBank, SelfPlayVecEnv
+    from sb3_selfplay.games import make_game
+    from sb3_selfplay.selfplay import SelfPlayVecEnv
 
+    runs: dict[tuple, dict[str, Any]] = {}
+    for scale in scales:
+        n_envs, n_snap, n_steps, batch = SCALES[scale]
+        for mode in modes:
+            for config in CONFIGS:
+                if config == "latest":
+                    mix = dict(opponents=None, bots=(), latest_ratio=1.0)
+                elif config == "snapshots":
+                    mix = dict(opponents=snapshots[:n_snap], latest_ratio=LATEST_RATIO)
+                else:
+                    mix = dict(opponents=["hunter"], latest_ratio=0.0)
+                env = SelfPlayVecEnv(make_game("Duel-v0", n_envs), pool, seed=0, max_cached=max(64, n_snap), **mix)
+                th.manual_seed(0)
+                model = RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=POLICY_KWARGS, n_steps=n_steps,
+                                     batch_size=batch, n_epochs=4, sequence_length=16, seed=0, device="cpu", verbose=0)
+                env.set_learner(model.policy)
+                if mode == "rollout":
+                    model.train = lambda: None  # rollout collection only
+                act = MethodTimer(env.bank, "act")
+                model.learn(n_envs * n_steps)  # warm-up: snapshots loaded, stacks built
+                runs[(scale, mode, config)] = {"model": model, "env": env, "act": act, "steps": n_envs * n_steps,
+                                               "rounds": []}
+    return runs
+
+
+def measure_runs(runs: dict[tuple, dict[str, Any]], repeats: int, rollouts_per_run: int) -> None:
+    """Interleave the runs: round after round, every (scale, mode, config) once."""
+    for _ in range(repeats):
+        for run in runs.values():
+            model, act = run["model"], run["act"]
+            steps = run["steps"] * rollouts_per_run
+            act0 = act.seconds
+            result = timed(lambda model=model, steps=steps: (model.learn(steps, reset_num_timesteps=False), steps)[1])
+            result["opponent_share"] = (act.seconds - act0) / result["wall_s"]
+            run["rounds"].append(result)
+
+
+def summarise_runs(runs: dict[tuple, dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    summary: dict[str, Any] = {}
+    rows = []
+    for (scale, mode, config), run in runs.items():
+        rounds = run["rounds"]
+        s = {
+            "cpu_rate": spread([r["cpu_rate"] for r in rounds]),
+            "wall_rate": spread([r["wall_rate"] for r in rounds]),
+            "opponent_share": statistics.median(r["opponent_share"] for r in rounds),
+            "rounds": rounds,
+        }
+        summary[f"{scale}/{mode}/{config}"] = s
+    for (scale, mode, config) in runs:
+        s = summary[f"{scale}/{mode}/{config}"]
+        floor = summary[f"{scale}/{mode}/latest"]
+        s["cpu_vs_floor"] = s["cpu_rate"]["median"] / floor["cpu_rate"]["median"]
+        s["wall_vs_floor"] = s["wall_rate"]["median"] / floor["wall_rate"]["median"]
+        rows.append([scale, mode, config, cell(s["cpu_rate"]), fmt(s["cpu_vs_floor"], ".2f"), cell(s["wall_rate"]),
+                     fmt(s["wall_vs_floor"], ".2f"), fmt(100 * s["opponent_share"], ".0f") + " %"])
+    table = markdown_table(["scale", "mode", "opponents", "steps/CPU-s median [min-max]", "vs latest (CPU)",
+                            "steps/wall-s median [min-max]", "vs latest (wall)", "in opponent act"], rows)
+    return summary, table
+
+
+# ----------------------------------------------------------------------------- PlayerBank.act alone
+def measure_act(pool: Any, snapshots: list[str], repeats: int, iters: int) -> tuple[dict[str, Any], str]:
+    """PlayerBank.act over 1,024 slots vs one actor forward of one policy over 1,024 rows, interleaved."""
+    import numpy as np
+    import torch as th
+
+    from sb3_selfplay.games import make_game
+    from sb3_selfplay.policies import RecurrentPolicy
+    from sb3_selfplay.selfplay import LATEST, PlayerBank
+
+    n = 1024
+    game = make_game("Duel-v0", n, seed=0)
+    obs = game.reset()[:, 1]
+    th.manual_seed(0)
+    learner = RecurrentPolicy(game.observation_space, game.action_space, lambda _: 0.0, **POLICY_KWARGS)
+    learner.set_training_mode(False)
+    rng = np.random.default_rng(0)
+    snaps = np.array(snapshots[:64], dtype=object)
+    id_sets = {
+        "bank: 64 snapshots + latest 0.5": np.where(rng.random(n) < LATEST_RATIO, LATEST, rng.choice(snaps, n)),
+        "bank: 64 snapshots": rng.choice(snaps, n),
+        "bank: latest on every slot": np.full(n, LATEST, dtype=object),
+    }
+    starts = np.zeros(n, bool)
+    calls: dict[str, Callable[[], None]] = {}
+    for name, ids in id_sets.items():
+        bank = PlayerBank(n, game.observation_space, game.action_space, pool=pool)
+        bank.set_learner(learner)
+        calls[name] = lambda bank=bank, ids=ids.astype(object): bank.act(obs, ids, starts)
+    obs_t = th.as_tensor(obs)
+    state = (th.zeros(1, n, HIDDEN), th.zeros(1, n, HIDDEN))
+    episode_starts = th.zeros(n)
+
+    def forward() -> None:
+        with th.no_grad():
+            dist, _ = learner.get_distribution(obs_t, state, episode_starts)
+            dist.get_actions()
+
+    calls["one policy: get_distribution + get_actions, 1,024 rows"] = forward
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for fn in calls.values():  # warm-up (snapshots load, stacks build)
+        for _ in range(5):
+            fn()
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.process_time()
+            for _ in range(iters):
+                fn()
+            times[name].append((time.process_time() - start) / iters * 1e3)
+    floor = statistics.median(times["one policy: get_distribution + get_actions, 1,024 rows"])
+    latest = statistics.median(times["bank: latest on every slot"])
+    result, rows = {}, []
+    for name, ts in times.items():
+        s = spread(ts)
+        result[name] = {"cpu_ms": s, "vs_one_forward": s["median"] / floor, "vs_bank_latest": s["median"] / latest}
+        rows.append([name, cell(s, ".2f"), fmt(s["median"] / floor, ".2f"), fmt(s["median"] / latest, ".2f")])
+    table = markdown_table(["1,024 slots", "CPU ms per call median [min-max]", "vs one forward", "vs bank latest"], rows)
+    return result, table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="rollouts only, one rollout per run (< 2 minutes)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rollouts", type=int, default=2, help="rollouts per timed run (default 2; --quick: 1)")
+    parser.add_argument("--act-iters", type=int, default=30, help="PlayerBank.act calls per timed round")
+    parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
+    parser.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/selfplay_speed[_quick].json)")
+    args = parser.parse_args(argv)
+    modes = ["rollout"] if args.quick else ["rollout", "train"]
+    rollouts = 1 if args.quick else args.rollouts
+    out = args.out or RESULTS_DIR / ("selfplay_speed_quick.json" if args.quick else "selfplay_speed.json")
+
+    set_single_thread()
+    import torch as th
+
+    from sb3_selfplay.selfplay import OpponentPool
+
+    t_start = time.perf_counter()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         pool = OpponentPool(tmp, window=None)
-        snapshots = make_snapshots(pool, max(SNAPSHOT_COUNTS))
-
-        # ------------------------------------------------------------ opponent inference alone
-        game = make_game("Duel-v0", N_ENVS, seed=0)
-        obs = game.reset()[:, 1]
-        rng = np.random.default_rng(0)
-        infer: dict[str, dict[str, float]] = {}
-        banks: dict[str, tuple[Any, Any]] = {}
-        for n in SNAPSHOT_COUNTS:
-            ids = rng.choice(snapshots[:n], size=N_ENVS).astype(object)
-            for fuse in (True, False):
-                bank = PlayerBank(N_ENVS, game.observation_space, game.action_space, pool=pool, fuse=fuse)
-                banks[f"snap{n}_{'stacked' if fuse else 'naive'}"] = (bank, ids)
-        bot_bank = PlayerBank(N_ENVS, game.observation_space, game.action_space, seed=0, bots=game_bots(game))
-        banks["hunter_bot"] = (bot_bank, np.array(["hunter"] * N_ENVS, dtype=object))
-        starts = np.zeros(N_ENVS, bool)
-        times: dict[str, list[float]] = {k: [] for k in banks}
-        for bank, ids in banks.values():  # warm-up
-            for _ in range(10):
-                bank.act(obs, ids, starts)
-        for _ in range(3):  # alternate configs in rounds
-            for name, (bank, ids) in banks.items():
-                t0 = time.perf_counter()
-                for _ in range(max(1, args.infer_iters // 3)):
-                    bank.act(obs, ids, starts)
-                times[name].append((time.perf_counter() - t0) / max(1, args.infer_iters // 3))
-        for name, ts in times.items():
-            infer[name] = {"us_per_call": statistics.median(ts) * 1e6}
-        for n in SNAPSHOT_COUNTS:
-            s, v = infer[f"snap{n}_stacked"]["us_per_call"], infer[f"snap{n}_naive"]["us_per_call"]
-            infer[f"snap{n}_stacked"]["speedup_vs_naive"] = v / s
-
-        # ------------------------------------------------------------ training runs
-        runs: dict[str, dict[str, Any]] = {}
-        configs: dict[str, list[str]] = {"bot": ["hunter"]}
-        for n in SNAPSHOT_COUNTS:
-            configs[f"snap{n}"] = snapshots[:n]
-        for name, opponents in configs.items():
-            env = SelfPlayVecEnv(make_game("Duel-v0", N_ENVS), pool, opponents=opponents, latest_ratio=0.0, seed=0)
-            th.manual_seed(0)
-            model = RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=POLICY_KWARGS, verbose=0, **ALGO_KWARGS)
-            env.set_learner(model.policy)
-            act_timer = MethodTimer(env.bank, "act")
-            train_timer = MethodTimer(model, "train")
-            model.learn(N_ENVS * ALGO_KWARGS["n_steps"])  # warm-up rollout + train (not timed)
-            runs[name] = {"model": model, "env": env, "act": act_timer, "train": train_timer, "rounds": []}
-        for _ in range(args.repeats):
-            for run in runs.values():
-                model, act_timer, train_timer = run["model"], run["act"], run["train"]
-                act0, train0 = act_timer.seconds, train_timer.seconds
-                t0 = time.perf_counter()
-                model.learn(args.steps, reset_num_timesteps=False)
-                wall = time.perf_counter() - t0
-                run["rounds"].append(
-                    {
-                        "steps_per_s": args.steps / wall,
-                        "wall_s": wall,
-                        "rollout_steps_per_s": args.steps / max(wall - (train_timer.seconds - train0), 1e-9),
-                        "train_share": (train_timer.seconds - train0) / wall,
-                        "opponent_share": (act_timer.seconds - act0) / wall,
-                        "opponent_us_per_step": (act_timer.seconds - act0) / (args.steps / N_ENVS) * 1e6,
-                    }
-                )
+        snapshots = make_snapshots(pool, max(SCALES[s][1] for s in args.scales))
+        act_result, act_table = measure_act(pool, snapshots, args.repeats, args.act_iters // (3 if args.quick else 1))
+        runs = build_runs(pool, snapshots, args.scales, modes)
+        measure_runs(runs, args.repeats, rollouts)
         games = pool.num_matches()
     load_after = os.getloadavg()[0]
+    summary, table = summarise_runs(runs)
 
-    summary: dict[str, dict[str, Any]] = {}
-    for name, run in runs.items():
-        rounds = run["rounds"]
-        summary[name] = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-        summary[name]["rounds"] = rounds
-    bot_speed = summary["bot"]["steps_per_s"]
-    bot_rollout = summary["bot"]["rollout_steps_per_s"]
-    for name in summary:
-        summary[name]["ratio_vs_bot"] = summary[name]["steps_per_s"] / bot_speed
-        summary[name]["rollout_ratio_vs_bot"] = summary[name]["rollout_steps_per_s"] / bot_rollout
-
-    rows = [
-        [
-            name,
-            fmt(s["steps_per_s"], ",.0f"),
-            fmt(s["ratio_vs_bot"], ".2f"),
-            fmt(s["rollout_steps_per_s"], ",.0f"),
-            fmt(s["rollout_ratio_vs_bot"], ".2f"),
-            fmt(100 * s["train_share"], ".0f") + " %",
-            fmt(100 * s["opponent_share"], ".1f") + " %",
-            fmt(s["opponent_us_per_step"], ",.0f"),
-        ]
-        for name, s in summary.items()
-    ]
-    table = markdown_table(
-        [
-            "opponents",
-            "env-steps/s",
-            "vs bot",
-            "rollout-only steps/s",
-            "vs bot",
-            "in train()",
-            "in opponent act",
-            "opponent us/step",
-        ],
-        rows,
-    )
-    infer_rows = []
-    for n in SNAPSHOT_COUNTS:
-        s, v = infer[f"snap{n}_stacked"], infer[f"snap{n}_naive"]
-        infer_rows.append(
-            [n, fmt(s["us_per_call"], ",.0f"), fmt(v["us_per_call"], ",.0f"), fmt(s["speedup_vs_naive"], ".1f") + "x"]
-        )
-    infer_rows.append(["hunter bot", fmt(infer["hunter_bot"]["us_per_call"], ",.0f"), "—", "—"])
-    infer_table = markdown_table(["snapshots", "stacked us/call", "naive us/call", "speedup"], infer_rows)
-    ratio16 = summary[f"snap{max(SNAPSHOT_COUNTS)}"]["ratio_vs_bot"]
-    verdict = "PASS" if ratio16 >= TARGET else "MISS"
-    print(f"\nSelf-play training speed ({args.steps:,} steps per run, {args.repeats} rounds, median; 1 torch thread)\n")
+    verdicts = {}
+    key = "1024x64/rollout/snapshots"
+    if key in summary:
+        ratio = summary[key]["cpu_vs_floor"]
+        verdicts["rollout_1024x64_vs_floor"] = {"value": ratio, "target": f">= {ROLLOUT_TARGET}",
+                                                "pass": ratio >= ROLLOUT_TARGET}
+    act_ratio = act_result["bank: 64 snapshots + latest 0.5"]["vs_one_forward"]
+    verdicts["act_64_snapshots_vs_one_forward"] = {"value": act_ratio, "target": f"<= {ACT_TARGET}",
+                                                   "pass": act_ratio <= ACT_TARGET}
+    print(f"\nSelf-play speed, Duel-v0, LSTM h={HIDDEN}, 1 torch thread, {args.repeats} interleaved rounds "
+          f"(median [min-max]){' --quick' if args.quick else ''}\n")
     print(table)
-    print(f"\nTarget: >= {TARGET}x the bot speed at {max(SNAPSHOT_COUNTS)} snapshots: {ratio16:.2f}x -> {verdict}")
-    print(f"\nOpponent inference alone: PlayerBank.act over {N_ENVS} slots, LSTM h={HIDDEN}\n")
-    print(infer_table)
-    print(f"\nload average (1 min): {load_before:.2f} before, {load_after:.2f} after; {games:,} games recorded")
-
+    print("\nOpponent inference alone (CPU time per call, interleaved)\n")
+    print(act_table)
+    print()
+    for name, v in verdicts.items():
+        print(f"{name}: {v['value']:.2f} (target {v['target']}) -> {'PASS' if v['pass'] else 'MISS'}")
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after; {games:,} games recorded; "
+          f"{time.perf_counter() - t_start:.0f} s")
     data = {
-        "benchmark": "RecurrentPPO self-play training speed on Duel-v0: bot vs N LSTM snapshots",
-        "target": f">= {TARGET}x the bot run's env-steps/s with {max(SNAPSHOT_COUNTS)} snapshots",
-        "verdict": verdict,
-        "setup": {
-            "n_envs": N_ENVS,
-            "policy_kwargs": POLICY_KWARGS,
-            "algo_kwargs": ALGO_KWARGS,
-            "steps_per_run": args.steps,
-            "repeats": args.repeats,
-            "torch_threads": th.get_num_threads(),
-        },
+        "benchmark": "self-play rollout/training speed against snapshots vs the latest-weights floor; PlayerBank.act",
+        "quick": args.quick,
+        "setup": {"scales": {s: SCALES[s] for s in args.scales}, "policy_kwargs": POLICY_KWARGS,
+                  "latest_ratio": LATEST_RATIO, "repeats": args.repeats, "rollouts_per_run": rollouts,
+                  "torch_threads": th.get_num_threads()},
+        "verdicts": verdicts,
         "load_average_1min": {"before": load_before, "after": load_after},
         **environment_info(),
-        "training": summary,
-        "opponent_inference": infer,
+        "runs": summary,
+        "opponent_inference": act_result,
         "table": table,
-        "inference_table": infer_table,
+        "act_table": act_table,
     }
-    path = write_json(args.out, data)
-    print(f"wrote {path}")
+    print(f"wrote {write_json(out, data)}")
 
 
 if __name__ == "__main__":
