@@ -228,7 +228,8 @@ def measure_act(pool: Any, snapshots: list[str], repeats: int, iters: int) -> tu
         s = spread(ts)
         result[name] = {"cpu_ms": s, "vs_one_forward": s["median"] / floor, "vs_bank_latest": s["median"] / latest}
         rows.append([name, cell(s, ".2f"), fmt(s["median"] / floor, ".2f"), fmt(s["median"] / latest, ".2f")])
-    table = markdown_table(["1,024 slots", "CPU ms per call median [min-max]", "vs one forward", "vs bank latest"], rows)
+    headers = ["1,024 slots", "CPU ms per call median [min-max]", "vs one forward", "vs bank latest"]
+    table = markdown_table(headers, rows)
     return result, table
 
 
@@ -239,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rollouts", type=int, default=2, help="rollouts per timed run (default 2; --quick: 1)")
     parser.add_argument("--act-iters", type=int, default=30, help="PlayerBank.act calls per timed round")
     parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
-    parser.add_argument("--out", type=Path, default=None, help="JSON output (default bench/results/selfplay_speed[_quick].json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON output (default bench/results/selfplay_speed[_quick].json)")
     args = parser.parse_args(argv)
     modes = ["rollout"] if args.quick else ["rollout", "train"]
     rollouts = 1 if args.quick else args.rollouts

@@ -12,8 +12,13 @@ from sb3_selfplay import HybridMlpPolicy
 from sb3_selfplay.games import game_bots, make_game
 from sb3_selfplay.games.bots import Bot
 from sb3_selfplay.policies import RecurrentPolicy
-from sb3_selfplay.selfplay import LATEST, OpponentPool, PlayerBank, SelfPlayVecEnv
-from sb3_selfplay.selfplay import stacks
+from sb3_selfplay.selfplay import (
+    LATEST,
+    OpponentPool,
+    PlayerBank,
+    SelfPlayVecEnv,
+    stacks,
+)
 from sb3_selfplay.selfplay.store import SnapshotStore
 
 SHORT = dict(max_steps=8)  # short Duel episodes: games end on most steps
@@ -78,6 +83,7 @@ def test_mixed_bank_equals_each_players_own_forward(tmp_path, monkeypatch, group
     names = [*players, "hunter", "random"]
     ids = rng.choice(np.array(names, dtype=object), n)
     states = {pid: None for pid in players}
+    prev_ids = ids.copy()
     for t in range(12):
         if t in (4, 8):  # some slots change player (a new episode there)
             moved = rng.random(n) < 0.3
@@ -88,8 +94,7 @@ def test_mixed_bank_equals_each_players_own_forward(tmp_path, monkeypatch, group
         deterministic = t % 2 == 0
         actions, log_probs = bank.act(obs, ids, starts, deterministic=deterministic, active=active,
                                       with_log_probs=True)
-        if t >= 4:
-            starts = starts | (ids != prev_ids)
+        starts = starts | (ids != prev_ids)  # a slot whose player changed starts afresh
         prev_ids = ids.copy()
         assert np.isnan(log_probs[np.isin(ids, ["hunter", "random"])]).all()
         for pid, p in players.items():
@@ -167,7 +172,8 @@ class CountingBot(Bot):
 def test_each_bot_computes_its_own_slots_and_keeps_their_memory():
     obs_space, act_space = duel_spaces()
     n = 200
-    bank = PlayerBank(n, obs_space, act_space, seed=0, bots={"counter": CountingBot, "random": game_bots("Duel-v0")["random"]})
+    bots = {"counter": CountingBot, "random": game_bots("Duel-v0")["random"]}
+    bank = PlayerBank(n, obs_space, act_space, seed=0, bots=bots)
     bank.set_learner(policy("ff", 0))
     rng = np.random.default_rng(0)
     ids = np.where(rng.random(n) < 0.05, "counter", LATEST).astype(object)

@@ -38,6 +38,7 @@ __all__ = [
     "dist_with_masks",
     "is_recurrent",
     "mask_segments",
+    "policy_masks",
     "unwrap_policy",
 ]
 
@@ -79,6 +80,16 @@ def mask_segments(action_space: spaces.Space) -> list[int] | None:
     if isinstance(action_space, spaces.MultiBinary):
         return [2] * int(np.prod(action_space.shape))
     return None
+
+
+def policy_masks(masks: np.ndarray, segment_starts: np.ndarray | None) -> np.ndarray:
+    """Masks for a policy: a dimension with no legal choice (e.g. a slot not to move) is left unmasked."""
+    assert segment_starts is not None
+    has = np.logical_or.reduceat(masks, segment_starts, axis=1)  # (rows, n_dims)
+    if has.all():
+        return masks
+    sizes = np.diff(np.append(segment_starts, masks.shape[1]))
+    return masks | np.repeat(~has, sizes, axis=1)
 
 
 def dist_with_masks(dist: Any, logits: th.Tensor, masks: th.Tensor | None) -> Any:

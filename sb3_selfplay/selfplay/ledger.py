@@ -17,12 +17,19 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
+from sb3_selfplay.selfplay.ledger_rows import (
+    LedgerError,
+    LedgerState,
+    MatchRecord,
+    PoolError,
+    SnapshotInfo,
+)
 from sb3_selfplay.selfplay.ratings import update_elo
 from sb3_selfplay.selfplay.sampling import LATEST
 
@@ -85,96 +92,6 @@ EXPECTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "matches": ("match_id", "player_a", "player_b", "score_a", "learner_step", "rated", "k", "rating_a", "rating_b",
                 "created_at"),
 }
-
-
-class PoolError(ValueError):
-    """A pool cannot be used as asked (e.g. a write to a read-only pool); the message is one line."""
-
-
-class LedgerError(PoolError):
-    """
-    The ledger file is damaged, empty, missing or unreadable; the message names the file and the repair command.
-
-    :param message: One line.
-    :param problem: ``"damaged"``, ``"empty"``, ``"missing"`` or ``"unreadable"`` (cannot be opened
-        or locked: not proof of damage, so a repair leaves it alone).
-    """
-
-    def __init__(self, message: str, problem: str = "damaged") -> None:
-        super().__init__(message)
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """
-    Ledger metadata of one snapshot.
-
-    :param snapshot_id: Unique id (also the player id in the ratings).
-    :param file: Weights file, relative to the pool directory.
-    :param sha256: Hex digest of the weights file, checked on load.
-    :param policy_class: Registry name of the policy class (old ledgers: a dotted path).
-    :param policy_kwargs: JSON-encoded constructor kwargs (see ``serialization``).
-    :param learner_step: Learner timestep when the snapshot was taken.
-    :param rating: Rating at creation (the starting point when ratings are recomputed).
-    :param created_at: Unix time of creation.
-    :param seq: Creation order (1-based).
-    """
-
-    snapshot_id: str
-    file: str
-    sha256: str
-    policy_class: str
-    policy_kwargs: str
-    learner_step: int
-    rating: float
-    created_at: float
-    seq: int
-
-
-class MatchRecord(NamedTuple):
-    """
-    One ledger row. Starts with ``(player_a, player_b, score_a)`` so rows can be fed to
-    ``fit_bradley_terry`` as they are; ``rating_a``/``rating_b`` are the ratings after the game
-    and ``k`` the K-factor it was rated with.
-    """
-
-    player_a: str
-    player_b: str
-    score_a: float
-    learner_step: int | None
-    rated: bool
-    k: float
-    rating_a: float
-    rating_b: float
-    match_id: int
-    created_at: float
-
-
-@dataclass(frozen=True)
-class LedgerState:
-    """
-    What the hot path reads from a ledger, kept in memory: every player's rating and kind, and
-    the snapshot rows. A new object whenever something in it changed, so readers can cache what
-    they derive from it by identity (or by :attr:`version`).
-
-    :param version: Bumped at every change this process made or saw (never reused in a process).
-    :param ratings: Player id -> current online rating, in creation order.
-    :param kinds: Player id -> kind (``"learner"``, ``"snapshot"``, ``"bot"``, ...).
-    :param snapshots: Snapshot rows in creation order.
-    """
-
-    version: int
-    ratings: Mapping[str, float]
-    kinds: Mapping[str, str]
-    snapshots: tuple[SnapshotInfo, ...]
-
-    def snapshot(self, snapshot_id: str) -> SnapshotInfo | None:
-        """The row of one snapshot, or None."""
-        for info in self.snapshots:
-            if info.snapshot_id == snapshot_id:
-                return info
-        return None
 
 
 _SNAPSHOT_COLUMNS = ", ".join(f.name for f in SnapshotInfo.__dataclass_fields__.values())
@@ -417,7 +334,8 @@ class Ledger:
         """Read the state in one read transaction (its data_version read inside it, after the first table read)."""
         conn.execute("BEGIN DEFERRED")
         try:
-            players = conn.execute("SELECT player_id, kind, rating FROM players ORDER BY created_at, player_id").fetchall()
+            players = conn.execute(
+                "SELECT player_id, kind, rating FROM players ORDER BY created_at, player_id").fetchall()
             data_version = conn.execute("PRAGMA data_version").fetchone()[0]
             rows = conn.execute(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots ORDER BY seq").fetchall()
         finally:

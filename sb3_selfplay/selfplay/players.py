@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,12 +51,18 @@ from sb3_selfplay.selfplay.actor_path import (
     dist_with_masks,
     is_recurrent,
     mask_segments,
+    policy_masks,
     unwrap_policy,
 )
 from sb3_selfplay.selfplay.bot_seats import BotSeats
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
 from sb3_selfplay.selfplay.sampling import LATEST
-from sb3_selfplay.selfplay.stacks import FrozenStack, RowLayout, live_forward, row_layout
+from sb3_selfplay.selfplay.stacks import (
+    FrozenStack,
+    RowLayout,
+    live_forward,
+    row_layout,
+)
 
 __all__ = ["PlayerBank", "actor_signature"]
 
@@ -111,8 +117,6 @@ class _Layout:
     bots: list[_Player]
     runs: list[_Run]
     singles: list[tuple[_Player, np.ndarray]]
-    n_players: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class PlayerBank:
@@ -233,10 +237,6 @@ class PlayerBank:
         :raises KeyError: unknown id.
         """
         self._resolve(player_id)
-
-    def bot_rows(self) -> dict[str, int]:
-        """Rows each bot kind has computed so far (its slots, plus at most as many free rows)."""
-        return {p.player_id: p.bot.rows_computed for p in self._players.values() if p.bot is not None}
 
     def _canonical(self, player_id: str) -> str:
         return LATEST if player_id == LEARNER else player_id
@@ -380,7 +380,7 @@ class PlayerBank:
             player.bot.update(pidx == player.index)  # type: ignore[union-attr]  # also frees rows of bots left
         bots = [p for p in bots if p.bot.shards]  # type: ignore[union-attr]
         runs = [self._build_run(frozen, live, pidx) for frozen, live in by_sig.values()]
-        return _Layout(bots, runs, singles, n_players=len(in_use))
+        return _Layout(bots, runs, singles)
 
     def _build_run(self, frozen: list[_Player], live: list[_Player], pidx: np.ndarray) -> _Run:
         spec = (frozen or live)[0].spec
@@ -409,10 +409,8 @@ class PlayerBank:
         """The stacked weights of all loaded frozen players of an architecture (built once per change of that set)."""
         stack = self._stacks.get(signature)
         if stack is None:
-            members = sorted(
-                (p for p in self._players.values() if p.frozen and p.spec is not None and p.spec.signature == signature),
-                key=lambda p: p.index,
-            )
+            members = [p for p in self._players.values() if p.frozen and p.spec and p.spec.signature == signature]
+            members.sort(key=lambda p: p.index)
             stack = _Stack(members, FrozenStack([p.spec for p in members]), {p.index: r for r, p in enumerate(members)})  # type: ignore[misc]
             self._stacks[signature] = stack
             self.stack_builds += 1
@@ -469,7 +467,8 @@ class PlayerBank:
         if layout.runs or layout.singles:
             pobs = obs if self.obs_transform is None else self.obs_transform(obs)
             obs_t = th.as_tensor(pobs, device=self.device)
-            masks_t = None if masks is None else th.as_tensor(self._policy_masks(masks), device=self.device)
+            masks_t = None if masks is None else th.as_tensor(policy_masks(masks, self._segment_starts),
+                                                              device=self.device)
             frozen = self._freeze_states(active)
             with th.no_grad():
                 for run in layout.runs:
@@ -497,16 +496,6 @@ class PlayerBank:
         if active is not None:
             masks = masks & np.asarray(active, dtype=bool).reshape(self.n_slots, 1)
         return masks
-
-    def _policy_masks(self, masks: np.ndarray) -> np.ndarray:
-        """Masks for the policies: a dimension with no legal choice (a slot not to move) is left unmasked."""
-        starts = self._segment_starts
-        assert starts is not None
-        has = np.logical_or.reduceat(masks, starts, axis=1)  # (n_slots, n_dims)
-        if has.all():
-            return masks
-        sizes = np.diff(np.append(starts, masks.shape[1]))
-        return masks | np.repeat(~has, sizes, axis=1)
 
     def _freeze_states(self, active: np.ndarray | None) -> list[tuple[th.Tensor, ...]]:
         """Copies of the recurrent states of the slots that do not move (restored after the forward)."""

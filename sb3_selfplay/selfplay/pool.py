@@ -38,10 +38,19 @@ from sb3_selfplay.selfplay.ledger import (
     PoolError,
     SnapshotInfo,
 )
-from sb3_selfplay.selfplay.registry import check_constructor_kwargs, lookup_policy_class, policy_class_name
+from sb3_selfplay.selfplay.registry import (
+    check_constructor_kwargs,
+    lookup_policy_class,
+    policy_class_name,
+)
 from sb3_selfplay.selfplay.sampling import LATEST, get_sampler, sample_opponents
 from sb3_selfplay.selfplay.serialization import SerializationError, dumps, encode, loads
-from sb3_selfplay.selfplay.store import SnapshotError, SnapshotStore, decode_snapshot, encode_snapshot
+from sb3_selfplay.selfplay.store import (
+    SnapshotError,
+    SnapshotStore,
+    decode_snapshot,
+    encode_snapshot,
+)
 
 __all__ = [
     "LEARNER",

@@ -268,7 +268,9 @@ class RowLayout:
 MAX_PADDING = 2.0
 
 
-def row_layout(rank: np.ndarray, size: int, device: th.device, max_padding: float = MAX_PADDING) -> tuple[np.ndarray, RowLayout]:
+def row_layout(
+    rank: np.ndarray, size: int, device: th.device, max_padding: float = MAX_PADDING
+) -> tuple[np.ndarray, RowLayout]:
     """
     The order that sorts rows by member, and their :class:`RowLayout`.
 

@@ -30,42 +30,31 @@ fixed seat, the opening move(s) of that first episode are played by the ``random
 from __future__ import annotations
 
 import inspect
-import time
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch as th
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvStepReturn,
+)
 
-from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size, outcome_winner
+from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size
 from sb3_selfplay.games.bots import game_bots, game_name
 from sb3_selfplay.selfplay.opponents import OpponentDrawer
 from sb3_selfplay.selfplay.players import PlayerBank
-from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
+from sb3_selfplay.selfplay.pool import OpponentPool
+from sb3_selfplay.selfplay.results import GameResults, opponent_kind
 from sb3_selfplay.selfplay.sampling import LATEST, OpponentSampling
 
 __all__ = ["SelfPlayVecEnv", "opponent_kind"]
 
-_OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
 #: Opponent rounds within one learner step (turn-based games) before the game is declared stuck.
 _MAX_OPPONENT_ROUNDS = 10_000
 _MASKS_METHOD = "action_masks"
-
-
-def opponent_kind(opponent_id: str, bot_names: Collection[str]) -> str:
-    """
-    :param opponent_id: An opponent id.
-    :param bot_names: The game's bot names (e.g. ``game_bots(game)``).
-    :return: ``"latest"`` (current learner weights), ``"bot"`` (one of ``bot_names``) or
-        ``"snapshot"`` (anything else).
-    """
-    if opponent_id in (LATEST, LEARNER):
-        return "latest"
-    if opponent_id in bot_names:
-        return "bot"
-    return "snapshot"
 
 
 class SelfPlayVecEnv(VecEnv):
@@ -170,8 +159,7 @@ class SelfPlayVecEnv(VecEnv):
         self._opp_starts = np.ones(n, dtype=bool)
         self._obs: np.ndarray | None = None
         self._actions: np.ndarray | None = None
-        self._t0 = np.full(n, time.time())
-        self._results: list[dict[str, Any]] = []
+        self._games = GameResults(game, pool, self._game_bots)
         self._arange = np.arange(n)
         self.learner_step = 0
         self.turn_based = bool(getattr(game, "turn_based", False))
@@ -293,8 +281,7 @@ class SelfPlayVecEnv(VecEnv):
         Results of the games finished since the last call, as dicts with ``opponent``, ``kind``
         (see :func:`opponent_kind`), ``seat``, ``outcome``, ``score`` and ``length``.
         """
-        out, self._results = self._results, []
-        return out
+        return self._games.pop()
 
     def set_game_params(self, **params: Any) -> None:
         """Change game parameters (curriculum hook); each env picks them up at its next episode."""
@@ -317,7 +304,7 @@ class SelfPlayVecEnv(VecEnv):
         else:
             self._seats[idx] = int(self.learner_seat)
         self._opp_starts[idx] = True
-        self._t0[idx] = time.time()
+        self._games.start(idx)
 
     # ------------------------------------------------------------------ VecEnv API
     def reset(self) -> np.ndarray:
@@ -345,11 +332,9 @@ class SelfPlayVecEnv(VecEnv):
                     first = self.game.to_play()
                     self._seats[latest] = first[latest]
                 opening = np.where(latest, "random", self._opp_ids).astype(object)
-            matches: list[tuple] = []
-            self._play_opponents(
-                np.zeros(self.num_envs, np.float32), np.ones(self.num_envs, bool), [], matches, opening_ids=opening
-            )
-            self._record(matches)
+            self._play_opponents(np.zeros(self.num_envs, np.float32), np.ones(self.num_envs, bool), [],
+                                 opening_ids=opening)
+            self._record()
         return self._obs[self._arange, self._seats].copy()
 
     def action_masks(self) -> np.ndarray:
@@ -392,9 +377,8 @@ class SelfPlayVecEnv(VecEnv):
         self.learner_step += n
         if dones.any():
             idx = np.flatnonzero(dones)
-            matches: list[tuple] = []
-            self._finish(idx, game_infos, infos, terminated, truncated, matches)
-            self._record(matches)
+            self._finish(idx, game_infos, infos, terminated, truncated)
+            self._record()
             self.bank.reset_slots(dones)
             self._assign(idx)
         self._obs = obs
@@ -416,12 +400,11 @@ class SelfPlayVecEnv(VecEnv):
         self._carry[:] = 0.0
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(n)]
-        matches: list[tuple] = []
         self._obs = obs
         if dones.any():
-            self._end_episodes(np.flatnonzero(dones), game_infos, infos, terminated, truncated, matches)
-        self._play_opponents(learner_rewards, dones, infos, matches)
-        self._record(matches)
+            self._end_episodes(np.flatnonzero(dones), game_infos, infos, terminated, truncated)
+        self._play_opponents(learner_rewards, dones, infos)
+        self._record()
         return self._obs[ar, self._seats].copy(), learner_rewards.astype(np.float32), dones, infos
 
     def _end_episodes(
@@ -431,10 +414,9 @@ class SelfPlayVecEnv(VecEnv):
         infos: list[dict[str, Any]],
         terminated: np.ndarray,
         truncated: np.ndarray,
-        matches: list[tuple],
     ) -> None:
         """Finish the episodes of the envs ``idx`` (infos, results), reset the opponents' memory, draw new ones."""
-        self._finish(idx, game_infos, infos, terminated, truncated, matches)
+        self._finish(idx, game_infos, infos, terminated, truncated)
         mask = np.zeros(self.num_envs, bool)
         mask[idx] = True
         self.bank.reset_slots(mask)
@@ -446,7 +428,6 @@ class SelfPlayVecEnv(VecEnv):
         learner_rewards: np.ndarray,
         done: np.ndarray,
         infos: list[dict[str, Any]],
-        matches: list[tuple],
         opening_ids: np.ndarray | None = None,
     ) -> None:
         """
@@ -485,67 +466,26 @@ class SelfPlayVecEnv(VecEnv):
             shown = ended & ~done & (self._moves > 0)
             if shown.any():  # the learner's last move led here
                 done |= shown
-                self._end_episodes(np.flatnonzero(shown), game_infos, infos, terminated, truncated, matches)
+                self._end_episodes(np.flatnonzero(shown), game_infos, infos, terminated, truncated)
             unseen = ended & ~shown
             if unseen.any():  # ended before the learner moved in it: the ledger only
                 self._carry[unseen] = 0.0
                 hidden: list[dict[str, Any]] = [{} for _ in range(n)]
-                self._end_episodes(np.flatnonzero(unseen), game_infos, hidden, terminated, truncated, matches)
+                self._end_episodes(np.flatnonzero(unseen), game_infos, hidden, terminated, truncated)
         raise RuntimeError(
             f"SelfPlayVecEnv: game {game_name(game)!r} still has the opponent to move after "
             f"{_MAX_OPPONENT_ROUNDS} rounds in one step"
         )
 
-    def _record(self, matches: list[tuple]) -> None:
+    def _record(self) -> None:
         """Write the step's finished games to the ledger (one transaction, which also checks the in-memory copy)."""
-        if matches and self.record and self.pool is not None:
-            self.pool.record_matches(matches)
+        if self._games.flush(self.record):
             self._checked = True
 
-    def _finish(
-        self,
-        idx: np.ndarray,
-        game_infos: list[dict[str, Any]],
-        infos: list[dict[str, Any]],
-        terminated: np.ndarray,
-        truncated: np.ndarray,
-        matches: list[tuple],
-    ) -> None:
-        """Build the learner's infos of finished envs and add their results to ``matches``."""
-        now = time.time()
-        for i in idx.tolist():
-            g = game_infos[i]
-            seat = int(self._seats[i])
-            opp = str(self._opp_ids[i])
-            winner = outcome_winner(g, self.game, i)
-            score = 0.5 if winner is None else (1.0 if winner == seat else 0.0)
-            ep = g.get("episode", {})
-            r = ep.get("r", [0.0, 0.0])
-            length = int(ep.get("l", 0))
-            kind = self.opponent_kind(opp)
-            info: dict[str, Any] = {
-                "terminal_observation": np.asarray(g["terminal_observation"][seat]),
-                "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
-                "episode": {"r": float(r[seat]), "l": length, "t": round(now - float(self._t0[i]), 6)},
-                "selfplay": {"opponent": opp, "kind": kind, "seat": seat, "outcome": _OUTCOMES[score], "score": score},
-            }
-            for key in ("metrics", "reward_components"):
-                if key in g:
-                    info[key] = {name: v[seat] for name, v in g[key].items()}
-            if "terminal_state" in g:
-                info["terminal_state"] = g["terminal_state"]
-            infos[i] = info
-            self._results.append(
-                {
-                    "opponent": opp,
-                    "kind": kind,
-                    "seat": seat,
-                    "outcome": _OUTCOMES[score],
-                    "score": score,
-                    "length": length,
-                }
-            )
-            matches.append((LEARNER, opp, score, self.learner_step))
+    def _finish(self, idx: np.ndarray, game_infos: list[dict[str, Any]], infos: list[dict[str, Any]],
+                terminated: np.ndarray, truncated: np.ndarray) -> None:
+        """The learner's infos of the finished envs ``idx``; their results and ledger rows."""
+        self._games.finish(idx, game_infos, infos, terminated, truncated, self._seats, self._opp_ids, self.learner_step)
 
     def close(self) -> None:
         self.game.close()
