@@ -30,8 +30,8 @@ inflates it too; compare ratios, and re-time on a quiet machine.
 
 Examples::
 
-    python bench/selfplay_speed.py            # full: both scales, rollout + train, 3 rounds
-    python bench/selfplay_speed.py --quick    # rollouts only, short runs (< 2 minutes)
+    python bench/selfplay_speed.py            # full: both scales, rollout + train, 5 rounds x 4 rollouts (~3 min)
+    python bench/selfplay_speed.py --quick    # rollouts only, 3 rounds x 2 rollouts (< 1 minute)
 """
 
 from __future__ import annotations
@@ -235,16 +235,17 @@ def measure_act(pool: Any, snapshots: list[str], repeats: int, iters: int) -> tu
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="rollouts only, one rollout per run (< 2 minutes)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--rollouts", type=int, default=2, help="rollouts per timed run (default 2; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="rollouts only, two rollouts per run (< 2 minutes)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5; --quick: 3)")
+    parser.add_argument("--rollouts", type=int, default=4, help="rollouts per timed run (default 4; --quick: 2)")
     parser.add_argument("--act-iters", type=int, default=30, help="PlayerBank.act calls per timed round")
     parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON output (default bench/results/selfplay_speed[_quick].json)")
     args = parser.parse_args(argv)
     modes = ["rollout"] if args.quick else ["rollout", "train"]
-    rollouts = 1 if args.quick else args.rollouts
+    rollouts = 2 if args.quick else args.rollouts
+    repeats = 3 if args.quick else args.repeats
     out = args.out or RESULTS_DIR / ("selfplay_speed_quick.json" if args.quick else "selfplay_speed.json")
 
     set_single_thread()
@@ -257,9 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pool = OpponentPool(tmp, window=None)
         snapshots = make_snapshots(pool, max(SCALES[s][1] for s in args.scales))
-        act_result, act_table = measure_act(pool, snapshots, args.repeats, args.act_iters // (3 if args.quick else 1))
+        act_result, act_table = measure_act(pool, snapshots, repeats, args.act_iters // (3 if args.quick else 1))
         runs = build_runs(pool, snapshots, args.scales, modes)
-        measure_runs(runs, args.repeats, rollouts)
+        measure_runs(runs, repeats, rollouts)
         games = pool.num_matches()
     load_after = os.getloadavg()[0]
     summary, table = summarise_runs(runs)
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     act_ratio = act_result["bank: 64 snapshots + latest 0.5"]["vs_one_forward"]
     verdicts["act_64_snapshots_vs_one_forward"] = {"value": act_ratio, "target": f"<= {ACT_TARGET}",
                                                    "pass": act_ratio <= ACT_TARGET}
-    print(f"\nSelf-play speed, Duel-v0, LSTM h={HIDDEN}, 1 torch thread, {args.repeats} interleaved rounds "
+    print(f"\nSelf-play speed, Duel-v0, LSTM h={HIDDEN}, 1 torch thread, {repeats} interleaved rounds "
           f"(median [min-max]){' --quick' if args.quick else ''}\n")
     print(table)
     print("\nOpponent inference alone (CPU time per call, interleaved)\n")
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "self-play rollout/training speed against snapshots vs the latest-weights floor; PlayerBank.act",
         "quick": args.quick,
         "setup": {"scales": {s: SCALES[s] for s in args.scales}, "policy_kwargs": POLICY_KWARGS,
-                  "latest_ratio": LATEST_RATIO, "repeats": args.repeats, "rollouts_per_run": rollouts,
+                  "latest_ratio": LATEST_RATIO, "repeats": repeats, "rollouts_per_run": rollouts,
                   "torch_threads": th.get_num_threads()},
         "verdicts": verdicts,
         "load_average_1min": {"before": load_before, "after": load_after},

@@ -109,6 +109,16 @@ def _gru_cell(gi: th.Tensor, gh: th.Tensor, h: th.Tensor, hidden: int) -> th.Ten
     return n + z * (h - n)
 
 
+@dataclass
+class _Linear:
+    """A stacked Linear layer: ``[W^T; b; 0]`` for grouped products, ``W^T`` and ``b`` for padded batches."""
+
+    with_bias: th.Tensor  # (G, K, N), zero-padded to multiples of 4
+    n_out: int
+    weight: th.Tensor  # (G, in, out)
+    bias: th.Tensor  # (G, 1, out)
+
+
 class FrozenStack:
     """
     The actor weights of G frozen policies of one architecture, stacked once (detached copies).
@@ -128,7 +138,7 @@ class FrozenStack:
         self.rnn_type: str | None = None
         self.hidden = 0
         self.core: list[tuple[th.Tensor, ...]] = []
-        self.layers: list[tuple[th.Tensor, int] | nn.Module] = []
+        self.layers: list[_Linear | nn.Module] = []
         with th.no_grad():
             if first.core is not None:
                 self._stack_core([s.core for s in specs])  # type: ignore[misc]
@@ -136,7 +146,8 @@ class FrozenStack:
                 if isinstance(module, nn.Linear):
                     mods = [s.layers[k] for s in specs]
                     w = self._matrix([m.weight.t() for m in mods], [m.bias for m in mods], module.out_features)
-                    self.layers.append((w, module.out_features))
+                    k, n = module.in_features, module.out_features
+                    self.layers.append(_Linear(w, n, w[:, :k, :n].contiguous(), w[:, k : k + 1, :n].contiguous()))
                 else:
                     self.layers.append(_FastTanh() if type(module) is nn.Tanh else module)
 
@@ -204,14 +215,13 @@ class FrozenStack:
             if isinstance(layer, nn.Module):
                 x = layer(x)
                 continue
-            w, n_out = layer
-            z = _with_ones(x, w.shape[1])
             if padded:
-                x = th.bmm(z.view(self.size, -1, w.shape[1]), w).view(len(z), w.shape[2])
-            else:
-                x = grouped_mm(z, w, offsets, bounds)
-            if w.shape[2] != n_out:
-                x = x[:, :n_out]
+                x = th.baddbmm(layer.bias, x.view(self.size, -1, x.shape[1]), layer.weight).view(len(x), layer.n_out)
+                continue
+            w = layer.with_bias
+            x = grouped_mm(_with_ones(x, w.shape[1]), w, offsets, bounds)
+            if w.shape[2] != layer.n_out:
+                x = x[:, : layer.n_out]
         if padded:
             x = x.index_select(0, rows.valid)  # type: ignore[arg-type]
         if not self.core:
