@@ -30,7 +30,7 @@ inflates it too; compare ratios, and re-time on a quiet machine.
 
 Examples::
 
-    python bench/selfplay_speed.py            # full: both scales, rollout + train, 5 rounds x 4 rollouts (~3 min)
+    python bench/selfplay_speed.py            # full: both scales, rollout + train, 5 rounds x 4 rollouts (~2 min)
     python bench/selfplay_speed.py --quick    # rollouts only, 3 rounds x 2 rollouts (< 1 minute)
 """
 
