@@ -75,10 +75,6 @@ class SelfPlayCallback(BaseCallback):
             print(f"SelfPlayCallback: snapshot {snapshot_id} at step {self.num_timesteps}")
         return snapshot_id
 
-    def _on_rollout_start(self) -> None:
-        assert self.selfplay_env is not None
-        self.selfplay_env.bank.refresh()  # the learner was trained since the last rollout
-
     def _on_step(self) -> bool:
         assert self.selfplay_env is not None
         self.selfplay_env.learner_step = self.num_timesteps

@@ -194,7 +194,7 @@ def run_tournament(
             )
             for name, r in resolved.items():
                 if not isinstance(r, str):
-                    bank.add_player(bank_id[name], r)
+                    bank.add_player(bank_id[name], r, frozen=True)  # weights fixed during a tournament: stacked
             slot_ids = np.concatenate([ids[seat0[sl]], ids[seat1[sl]]])
             winners = _play_once(game, bank, slot_ids, seed + chunk, deterministic, max_steps)
             a_seat = np.where(a_first[sl], 0, 1)
