@@ -1,10 +1,13 @@
 """Throughput benchmark: SB3 PPO vs sb3-contrib RecurrentPPO vs ours on CartPole-v1.
 
 Every measurement runs in a fresh spawned process (so peak RSS is per config), one after
-the other, round robin over the configs for ``--repeats`` rounds. Each child uses one
-torch thread, 8 DummyVecEnv copies of CartPole-v1 (seed 0), n_steps 128, batch 256 and
-4 epochs, and reports env-steps/s, the time spent inside ``train()`` versus the rest
-(rollout collection and bookkeeping) and its peak RSS.
+the other, round robin over the configs for ``--repeats`` rounds (A B C A B C ...: the
+configurations interleaved, so a slow spell of this shared machine hits all of them). Each child
+uses one torch thread, 8 DummyVecEnv copies of CartPole-v1 (seed 0), n_steps 128, batch 256 and
+4 epochs, and reports env-steps per CPU-second of its one-threaded process (``process_time``,
+steadier than wall time here; the ratios and targets use it) beside wall-clock env-steps/s, the
+time spent inside ``train()`` versus the rest (rollout collection and bookkeeping) and its peak
+RSS. The report gives medians over the rounds with their spread (min-max).
 
 Examples::
 
@@ -94,9 +97,10 @@ def measure(name: str, steps: int, ours_is_contrib: bool = False) -> dict[str, A
     model, stand_in, baseline_rss = build_model(name, ours_is_contrib)
     setup_s = time.perf_counter() - start
     timer = MethodTimer(model, "train")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
     learn_s = time.perf_counter() - start
+    learn_cpu_s = time.process_time() - cpu_start
     done = int(model.num_timesteps)
     model.env.close()
     return {
@@ -110,6 +114,8 @@ def measure(name: str, steps: int, ours_is_contrib: bool = False) -> dict[str, A
         "rollout_other_s": learn_s - timer.seconds,
         "train_share": timer.seconds / learn_s,
         "steps_per_s": done / learn_s,
+        "learn_cpu_s": learn_cpu_s,
+        "steps_per_cpu_s": done / learn_cpu_s,
         "baseline_rss_mb": baseline_rss,
         "peak_rss_mb": peak_rss_mb(),
         "ru_maxrss_mb": ru_maxrss_mb(),
@@ -119,25 +125,29 @@ def measure(name: str, steps: int, ours_is_contrib: bool = False) -> dict[str, A
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median over repeats of each numeric field (plus the raw steps/s values)."""
     keys = [
-        "steps_per_s", "learn_s", "train_s", "rollout_other_s", "train_share", "setup_s",
-        "baseline_rss_mb", "peak_rss_mb", "ru_maxrss_mb",
+        "steps_per_s", "steps_per_cpu_s", "learn_s", "learn_cpu_s", "train_s", "rollout_other_s", "train_share",
+        "setup_s", "baseline_rss_mb", "peak_rss_mb", "ru_maxrss_mb",
     ]  # fmt: skip
     out: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
     out["rss_above_baseline_mb"] = out["peak_rss_mb"] - out["baseline_rss_mb"]
     out["all_steps_per_s"] = [r["steps_per_s"] for r in runs]
+    out["all_steps_per_cpu_s"] = [r["steps_per_cpu_s"] for r in runs]
     out["stand_in"] = any(r["stand_in"] for r in runs)
     out["train_calls"] = runs[0]["train_calls"]
     return out
 
 
 def add_ratios(summary: dict[str, dict[str, Any]]) -> None:
-    """Add steps/s ratios vs PPO and vs sb3-contrib at the same hidden size (in place)."""
+    """Add ratios (of steps per CPU-second; ``_wall``: of wall-clock steps/s) vs PPO and vs sb3-contrib at the
+    same hidden size (in place)."""
     ppo = summary.get("ppo")
     for name, s in summary.items():
         _, _, _, hidden = CONFIGS[name]
-        s["vs_ppo"] = s["steps_per_s"] / ppo["steps_per_s"] if ppo else None
         ref = summary.get(f"contrib_lstm{hidden}") if hidden is not None else None
-        s["vs_contrib"] = s["steps_per_s"] / ref["steps_per_s"] if ref and name != f"contrib_lstm{hidden}" else None
+        ref = ref if name != f"contrib_lstm{hidden}" else None
+        for suffix, key in (("", "steps_per_cpu_s"), ("_wall", "steps_per_s")):
+            s["vs_ppo" + suffix] = s[key] / ppo[key] if ppo else None
+            s["vs_contrib" + suffix] = s[key] / ref[key] if ref else None
         s["rss_vs_ppo"] = s["peak_rss_mb"] / ppo["peak_rss_mb"] if ppo else None
 
 
@@ -146,14 +156,14 @@ def check_targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
     def ratio(a: str, b: str) -> float | None:
         if a in summary and b in summary:
-            return summary[a]["steps_per_s"] / summary[b]["steps_per_s"]
+            return summary[a]["steps_per_cpu_s"] / summary[b]["steps_per_cpu_s"]
         return None
 
     targets = []
     for label, value, bound in (
-        ("ours LSTM h=64 >= 0.6x PPO steps/s", ratio("ours_lstm64", "ppo"), 0.6),
-        ("ours shared LSTM h=64 >= 0.8x PPO steps/s", ratio("ours_lstm64_shared", "ppo"), 0.8),
-        ("ours LSTM h=256 >= 6x contrib h=256 steps/s", ratio("ours_lstm256", "contrib_lstm256"), 6.0),
+        ("ours LSTM h=64 >= 0.6x PPO steps per CPU-s", ratio("ours_lstm64", "ppo"), 0.6),
+        ("ours shared LSTM h=64 >= 0.8x PPO steps per CPU-s", ratio("ours_lstm64_shared", "ppo"), 0.8),
+        ("ours LSTM h=256 >= 6x contrib h=256 steps per CPU-s", ratio("ours_lstm256", "contrib_lstm256"), 6.0),
     ):
         targets.append({"target": label, "value": value, "met": None if value is None else value >= bound})
     ours = [n for n in summary if CONFIGS[n][0] == "ours"]
@@ -167,14 +177,22 @@ def check_targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def print_report(summary: dict[str, dict[str, Any]], targets: list[dict[str, Any]], steps: int, repeats: int) -> None:
     """Print the markdown table and the targets."""
     headers = [
-        "config", "env-steps/s", "vs PPO", "vs contrib (same h)", "learn s", "train s",
+        "config", "steps/CPU-s (min-max)", "env-steps/s wall (min-max)", "vs PPO (CPU / wall)",
+        "vs contrib, same h (CPU / wall)", "learn s", "train s",
         "rollout+other s", "train share", "peak RSS MiB", "baseline RSS MiB", "RSS vs PPO",
     ]  # fmt: skip
+
+    def spread(values: list[float]) -> str:
+        return f"{min(values):,.0f}-{max(values):,.0f}"
+
     rows = []
     for name, s in summary.items():
         label = name + (" (STAND-IN)" if s["stand_in"] else "")
         rows.append([
-            label, fmt(s["steps_per_s"], ",.0f"), fmt(s["vs_ppo"]), fmt(s["vs_contrib"]), fmt(s["learn_s"], ".1f"),
+            label, f"{s['steps_per_cpu_s']:,.0f} ({spread(s['all_steps_per_cpu_s'])})",
+            f"{s['steps_per_s']:,.0f} ({spread(s['all_steps_per_s'])})",
+            f"{fmt(s['vs_ppo'])} / {fmt(s['vs_ppo_wall'])}", f"{fmt(s['vs_contrib'])} / {fmt(s['vs_contrib_wall'])}",
+            fmt(s["learn_s"], ".1f"),
             fmt(s["train_s"], ".1f"), fmt(s["rollout_other_s"], ".1f"), fmt(s["train_share"] * 100, ".0f") + " %",
             fmt(s["peak_rss_mb"], ".0f"), fmt(s["baseline_rss_mb"], ".0f"), fmt(s["rss_vs_ppo"]),
         ])  # fmt: skip
@@ -213,7 +231,7 @@ def profile(name: str, steps: int, ours_is_contrib: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100_000, help="env steps per run (default 100000)")
-    parser.add_argument("--repeats", type=int, default=1, help="round-robin rounds over the configs (default 1)")
+    parser.add_argument("--repeats", type=int, default=3, help="round-robin rounds over the configs (default 3)")
     parser.add_argument(
         "--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), metavar="NAME",
         help=f"subset of configs to run (default all: {' '.join(CONFIGS)})",
@@ -236,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
             result = run_isolated(measure, name=name, steps=args.steps, ours_is_contrib=args.ours_is_contrib)
             runs[name].append(result)
             print(
-                f"[round {round_idx + 1}/{args.repeats}] {name}: {result['steps_per_s']:,.0f} steps/s, "
+                f"[round {round_idx + 1}/{args.repeats}] {name}: {result['steps_per_cpu_s']:,.0f} steps/CPU-s, "
+                f"{result['steps_per_s']:,.0f} steps/s wall, "
                 f"train {result['train_share'] * 100:.0f} %, peak RSS {result['peak_rss_mb']:.0f} MiB",
                 flush=True,
             )
