@@ -62,7 +62,9 @@ class MatchRecord(NamedTuple):
     """
     One ledger row. Starts with ``(player_a, player_b, score_a)`` so rows can be fed to
     ``fit_bradley_terry`` as they are; ``rating_a``/``rating_b`` are the ratings after the game
-    and ``k`` the K-factor it was rated with.
+    and ``k`` the K-factor it was rated with. ``match_id`` is the recording order;
+    ``match_uid`` the writer's unique id of the result (a retried write with the same uid is a
+    no-op; None for rows of ledgers older than it).
     """
 
     player_a: str
@@ -75,6 +77,7 @@ class MatchRecord(NamedTuple):
     rating_b: float
     match_id: int
     created_at: float
+    match_uid: str | None = None
 
 
 @dataclass(frozen=True)
