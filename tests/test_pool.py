@@ -1,10 +1,13 @@
-"""Opponent pool: snapshots, ledger, crash safety, concurrency; JSON serialization of policy kwargs."""
+"""Opponent pool: snapshots, ledger, crash safety, concurrency; JSON serialization of policy kwargs.
+
+The pool tests run on both backends (a folder; PostgreSQL + S3 from moto's server, started by
+``pool_services`` and skipped with the reason where either is missing).
+"""
 
 import copy
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -22,8 +25,10 @@ from sb3_selfplay.selfplay import serialization
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.ratings import fit_bradley_terry, update_elo
 from sb3_selfplay.selfplay.sampling import LATEST
-from sb3_selfplay.selfplay.registry import register_kwarg_class, register_policy_class
+from sb3_selfplay.selfplay.registry import register_kwarg_class, register_policy_class, registered_policy_classes
 from sb3_selfplay.selfplay.serialization import SerializationError, decode, dumps, encode, import_dotted, loads
+
+from pool_services import backend  # noqa: F401  (the fixture: a pool location on each backend)
 
 OBS = spaces.Box(-1, 1, (4,))
 ACT = spaces.Discrete(3)
@@ -148,14 +153,16 @@ def test_unencodable_values_are_named():
 
 
 # ----------------------------------------------------------------------------- snapshots
+# Every test from here on runs on both backends: a pool folder (SQLite + files) and a PostgreSQL
+# ledger with snapshots in S3 (moto's server), through the ``backend`` fixture of pool_services.
 
 
 @pytest.mark.parametrize("make", [tiny_policy, tiny_recurrent], ids=["mlp", "lstm"])
-def test_snapshot_round_trip_exact(tmp_path, make):
-    pool = OpponentPool(tmp_path / "pool")
+def test_snapshot_round_trip_exact(backend, make):
+    pool = backend.open()
     policy = make(seed=1)
     sid = pool.add_snapshot(policy, learner_step=1234)
-    assert (tmp_path / "pool" / "snapshots" / f"{sid}.pt").is_file()
+    assert backend.snapshot_names() == [f"{sid}.pt"]
     loaded = pool.load_policy(sid)
     assert type(loaded) is type(policy) and not loaded.training
     assert_same_weights(policy, loaded)
@@ -167,7 +174,7 @@ def test_snapshot_round_trip_exact(tmp_path, make):
         assert loaded.lstm_actor.hidden_size == 8 and loaded.critic is not None
     else:
         assert th.equal(policy.eval().predict_values(obs), loaded.predict_values(obs))
-    assert sorted(os.listdir(tmp_path / "pool" / "snapshots")) == [f"{sid}.pt"]
+    assert backend.snapshot_names() == [f"{sid}.pt"]
 
 
 class TinyNet(nn.Module):
@@ -179,23 +186,24 @@ class TinyNet(nn.Module):
         self.net = nn.Sequential(nn.Linear(n_in, n_out), activation())
 
 
-def test_custom_module_needs_registering(tmp_path):
+def test_custom_module_needs_registering(backend):
     net = TinyNet(3, 2, nn.ReLU)
-    with pytest.raises(ValueError, match="register_policy_class"):
-        OpponentPool(tmp_path / "a").add_snapshot(net, 0)
+    if "TinyNet" not in registered_policy_classes():
+        with pytest.raises(ValueError, match="register_policy_class"):
+            backend.open().add_snapshot(net, 0)
     with pytest.warns(DeprecationWarning, match="allowed_prefixes"):
-        OpponentPool(tmp_path / "b", allowed_prefixes=[TinyNet.__module__])  # prefixes no longer trust code
+        backend.open(allowed_prefixes=[TinyNet.__module__])  # prefixes no longer trust code
     assert register_policy_class(TinyNet) == "TinyNet" == register_policy_class(TinyNet)  # idempotent
     with pytest.raises(ValueError, match="taken"):
         register_policy_class(type("TinyNet", (nn.Module,), {}))
-    pool = OpponentPool(tmp_path / "c")
+    pool = backend.open()
     sid = pool.add_snapshot(net, 0)
     assert pool.snapshot_info(sid).policy_class == "TinyNet"
     assert_same_weights(net, pool.load_policy(sid))
 
 
-def test_snapshot_ids_rating_and_errors(tmp_path):
-    pool = OpponentPool(tmp_path)
+def test_snapshot_ids_rating_and_errors(backend):
+    pool = backend.open()
     pool.record_match(LEARNER, pool.add_player("bot"), 1.0)
     a = pool.add_snapshot(tiny_policy(), 10)
     assert pool.rating(a) == pool.rating(LEARNER) == 1208.0
@@ -211,8 +219,8 @@ def test_snapshot_ids_rating_and_errors(tmp_path):
     assert pool.latest_snapshot_id() == "champ"
 
 
-def test_window(tmp_path):
-    pool = OpponentPool(tmp_path, window=3)
+def test_window(backend):
+    pool = backend.open(window=3)
     assert pool.latest_snapshot_id() is None
     ids = [pool.add_snapshot(tiny_policy(), step) for step in range(5)]
     assert pool.snapshot_ids() == ids
@@ -228,14 +236,14 @@ def test_window(tmp_path):
         pool.sample(1, "best")
 
 
-def test_missing_and_corrupt_snapshots_are_skipped(tmp_path):
-    pool = OpponentPool(tmp_path)
+def test_missing_and_corrupt_snapshots_are_skipped(backend):
+    pool = backend.open()
     good, missing, garbage, flipped = (pool.add_snapshot(tiny_policy(), s) for s in range(4))
-    (tmp_path / "snapshots" / f"{missing}.pt").unlink()
-    (tmp_path / "snapshots" / f"{garbage}.pt").write_bytes(b"not a torch file")
-    raw = bytearray((tmp_path / "snapshots" / f"{flipped}.pt").read_bytes())
+    backend.delete_snapshot(missing)
+    backend.write_snapshot(garbage, b"not a torch file")
+    raw = bytearray(backend.read_snapshot(flipped))
     raw[len(raw) // 2] ^= 0xFF  # still a zip header, wrong contents
-    (tmp_path / "snapshots" / f"{flipped}.pt").write_bytes(bytes(raw))
+    backend.write_snapshot(flipped, bytes(raw))
 
     for sid in (missing, garbage, flipped):
         with pytest.raises(SnapshotError, match=sid) as info:
@@ -243,7 +251,7 @@ def test_missing_and_corrupt_snapshots_are_skipped(tmp_path):
         assert f"{sid}.pt" in str(info.value)
     assert isinstance(info.value, RuntimeError)
 
-    fresh = OpponentPool(tmp_path)  # no memory of failed loads: file checks alone
+    fresh = backend.open()  # no memory of failed loads: file checks alone
     with pytest.warns(RuntimeWarning) as record:
         loaded = fresh.load_policies([good, missing, garbage])
     assert list(loaded) == [good]
@@ -263,8 +271,8 @@ def test_missing_and_corrupt_snapshots_are_skipped(tmp_path):
 # ----------------------------------------------------------------------------- ledger
 
 
-def test_record_match_and_ledger_persistence(tmp_path):
-    pool = OpponentPool(tmp_path, k=32.0)
+def test_record_match_and_ledger_persistence(backend):
+    pool = backend.open(k=32.0)
     bot = pool.add_player("bot", rating=1000.0)
     assert pool.add_player("bot", rating=5.0) == bot and pool.rating(bot) == 1000.0  # idempotent
     sid = pool.add_snapshot(tiny_recurrent(), 50)
@@ -283,9 +291,10 @@ def test_record_match_and_ledger_persistence(tmp_path):
     assert [r.rated for r in rows] == [True, True, True, True, False, False]
     assert rows[0].learner_step == 60 and rows[2].learner_step is None
     assert (rows[-1].player_a, rows[-1].player_b) == (LEARNER, LEARNER)
+    assert len({r.match_uid for r in rows}) == 6 and None not in {r.match_uid for r in rows}
     pool.close()
 
-    reopened = OpponentPool(tmp_path, k=4.0)  # a different K applies to new games only
+    reopened = backend.open(k=4.0)  # a different K applies to new games only
     assert reopened.ratings() == ratings
     assert reopened.matches() == rows
     assert reopened.recompute_ratings() == pytest.approx(ratings)
@@ -295,8 +304,27 @@ def test_record_match_and_ledger_persistence(tmp_path):
     assert fit.games[LEARNER] == 4
 
 
-def test_recompute_equals_online_and_apply(tmp_path):
-    pool = OpponentPool(tmp_path, k=20.0)
+def test_a_retried_write_with_the_same_match_ids_is_a_no_op(backend):
+    pool = backend.open()
+    pool.add_player("bot")
+    batch = [(LEARNER, "bot", 1.0, 10, "game-1"), (LEARNER, "bot", 0.0, 11, "game-2")]
+    first = pool.record_matches(batch)
+    ratings = pool.ratings()
+    assert pool.record_matches(batch) == first  # e.g. a writer that did not hear back from its commit
+    assert pool.record_match(LEARNER, "bot", 0.5, learner_step=12, match_uid="game-2") == first[1]
+    assert pool.ratings() == ratings and pool.num_matches() == 2
+    # New ids in a batch with old ones: only the new games count, rated from the current ratings.
+    out = pool.record_matches([*batch, (LEARNER, "bot", 1.0, 12, "game-3")])
+    assert out[:2] == first and pool.num_matches() == 3
+    assert out[2] == pytest.approx(update_elo(ratings[LEARNER], ratings["bot"], 1.0, pool.k))
+    assert [m.match_uid for m in backend.open().matches()] == ["game-1", "game-2", "game-3"]
+    with pytest.raises(ValueError, match="match_uid"):
+        pool.record_match(LEARNER, "bot", 1.0, match_uid="")
+    backend.check_integrity()
+
+
+def test_recompute_equals_online_and_apply(backend):
+    pool = backend.open(k=20.0)
     rng = np.random.default_rng(0)
     bots = [pool.add_player(f"bot{k}", rating=1000.0 + 100 * k) for k in range(3)]
     for step in range(4):
@@ -311,18 +339,52 @@ def test_recompute_equals_online_and_apply(tmp_path):
     online = pool.ratings()
     assert set(online) == {LEARNER, *bots, *pool.snapshot_ids()}
     assert pool.recompute_ratings() == pytest.approx(online, abs=1e-9)
-    with sqlite3.connect(tmp_path / "ledger.sqlite") as conn:
-        conn.execute("UPDATE players SET rating = 0")
+    backend.execute("UPDATE players SET rating = 0")
     assert pool.recompute_ratings(apply=True) == pytest.approx(online, abs=1e-9)
     assert pool.ratings() == pytest.approx(online, abs=1e-9)
 
 
-def test_pool_copy_reopens_connection(tmp_path):
-    pool = OpponentPool(tmp_path)
+def test_pool_copy_reopens_connection(backend):
+    pool = backend.open()
     pool.add_player("bot")
     clone = copy.deepcopy(pool)
     clone.record_match(LEARNER, "bot", 1.0)
     assert pool.num_matches() == 1 and clone.num_matches() == 1
+
+
+def test_another_writer_is_seen_and_own_writes_carry_the_state(backend):
+    """The in-memory state is read again only when the ledger changed (SQLite: data_version; PostgreSQL: a counter)."""
+    pool, other = backend.open(), backend.open()
+    pool.add_player("bot")
+    state = pool.view().state
+    assert pool.view().state is state  # nothing changed: the same object, no table read
+    pool.record_match(LEARNER, "bot", 1.0)
+    carried = pool.view(check=False).state
+    assert carried is not state and carried.ratings[LEARNER] == 1208.0  # carried over, not read again
+    assert pool.view().state is carried
+    other.add_player("bot2")  # another connection's commit
+    seen = pool.view().state
+    assert seen is not carried and "bot2" in seen.kinds
+    sid = other.add_snapshot(tiny_policy(), 5)
+    assert pool.view().snapshots == (sid,)
+
+
+def test_read_only_pool_reads_and_refuses_writes(backend):
+    from sb3_selfplay.selfplay import PoolError
+
+    pool = backend.open()
+    pool.add_player("bot")
+    sid = pool.add_snapshot(tiny_policy(), 5)
+    pool.record_match(LEARNER, "bot", 1.0)
+    reader = backend.open(read_only=True)
+    assert reader.snapshot_ids() == [sid] and reader.num_matches() == 1
+    assert_same_weights(reader.load_policy(sid), pool.load_policy(sid))
+    assert reader.add_player("bot3") == "bot3" and "bot3" not in pool.ratings()  # registers nothing
+    for write in (lambda: reader.record_match(LEARNER, "bot", 1.0), lambda: reader.add_snapshot(tiny_policy(), 6),
+                  lambda: reader.recompute_ratings(apply=True)):
+        with pytest.raises(PoolError, match="read-only"):
+            write()
+    assert pool.num_matches() == 1 and pool.snapshot_ids() == [sid]
 
 
 # ----------------------------------------------------------------------------- multi-process
@@ -342,27 +404,26 @@ CHILD = textwrap.dedent(
 )
 
 
-def _child(path, tag: str, n: int) -> subprocess.Popen:
+def _child(backend, tag: str, n: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), tag, str(n)],
+        [sys.executable, "-c", CHILD, backend.location, tag, str(n)],
         stdout=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        env=dict(os.environ, OMP_NUM_THREADS="1", **backend.env),
     )
 
 
-def _assert_consistent(path) -> OpponentPool:
-    with sqlite3.connect(path / "ledger.sqlite") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    pool = OpponentPool(path)
+def _assert_consistent(backend) -> OpponentPool:
+    backend.check_integrity()
+    pool = backend.open()
     assert pool.recompute_ratings() == pytest.approx(pool.ratings(), abs=1e-9)
     return pool
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_sigkill_mid_write_loses_no_reported_match(tmp_path):
-    OpponentPool(tmp_path).add_player("bot")
-    proc = _child(tmp_path, "x", -1)
+def test_sigkill_mid_write_loses_no_reported_match(backend):
+    backend.open().add_player("bot")
+    proc = _child(backend, "x", -1)
     reported = []
     try:
         while len(reported) < 40:
@@ -378,17 +439,17 @@ def test_sigkill_mid_write_loses_no_reported_match(tmp_path):
             proc.wait()
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
-    pool = _assert_consistent(tmp_path)
+    pool = _assert_consistent(backend)
     steps = [m.learner_step for m in pool.matches()]
     assert steps[: len(reported)] == reported  # every reported match committed, in order
     assert len(steps) <= len(reported) + 1  # at most the one in flight after the last report
 
 
-def test_two_processes_write_one_pool(tmp_path):
-    pool = OpponentPool(tmp_path)
+def test_two_processes_write_one_pool(backend):
+    pool = backend.open()
     pool.add_player("bot")
     n = 60
-    proc = _child(tmp_path, "child", n)  # this process is the second writer
+    proc = _child(backend, "child", n)  # this process is the second writer
     try:
         assert proc.stdout.readline().startswith("child 0"), "child did not start writing"
         for i in range(n):
@@ -400,7 +461,7 @@ def test_two_processes_write_one_pool(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and out.splitlines()[-1] == f"child {n - 1}"
-    pool = _assert_consistent(tmp_path)
+    pool = _assert_consistent(backend)
     rows = pool.matches()
     assert sorted(m.learner_step for m in rows) == list(range(n)) + list(range(1000, 1000 + n))
     # Each match was rated against the ratings left by the one before it, whichever process wrote it.

@@ -1,9 +1,19 @@
-"""The opponent pool: a ledger (SQLite file) + a snapshot store (folder) + an active window.
+"""The opponent pool: a ledger + a snapshot store + an active window.
 
-Layout of a pool directory::
+The embedded default is a folder (SQLite in WAL mode + files)::
 
     <path>/snapshots/<snapshot_id>.pt   weights (+ a JSON header), loaded with weights_only=True
     <path>/ledger.sqlite                players, snapshots (class name + JSON kwargs), matches
+
+A league across machines keeps the ledger in PostgreSQL and the snapshots in any fsspec store
+(:mod:`~sb3_selfplay.selfplay.locations`)::
+
+    OpponentPool("postgresql://user@host/db", snapshots="s3://bucket/league")
+
+Same API and guarantees on both: a snapshot's object is written before the row that publishes
+it, SHA-256 checked and loaded with ``weights_only=True``; concurrent writers lose and duplicate
+no match (one serialised transaction per write; unique match ids make a retried write a no-op);
+the in-memory state is read again only when the ledger changed.
 
 Trust: loading a snapshot never runs code from the pool. Weights are read with
 ``weights_only=True``; the policy class comes from a registry of classes
@@ -38,6 +48,8 @@ from sb3_selfplay.selfplay.ledger import (
     PoolError,
     SnapshotInfo,
 )
+from sb3_selfplay.selfplay.ledger_base import LedgerBase
+from sb3_selfplay.selfplay.locations import PoolLocation, mask_url, pool_location
 from sb3_selfplay.selfplay.registry import (
     check_constructor_kwargs,
     lookup_policy_class,
@@ -47,6 +59,7 @@ from sb3_selfplay.selfplay.sampling import LATEST, get_sampler, sample_opponents
 from sb3_selfplay.selfplay.serialization import SerializationError, dumps, encode, loads
 from sb3_selfplay.selfplay.store import (
     SnapshotError,
+    SnapshotStorage,
     SnapshotStore,
     decode_snapshot,
     encode_snapshot,
@@ -173,11 +186,13 @@ class OpponentPool:
     Snapshots of past policies and scripted bots, with online Elo ratings and a match ledger.
 
     Players are the learner (id ``"learner"``), snapshots (``add_snapshot``) and bots
-    (``add_player``). Safe to share between processes: each write is one SQLite transaction
-    (WAL mode, ``busy_timeout``), and a pool object re-opens its connection after a fork or
-    unpickling.
+    (``add_player``). Safe to share between processes (and, with PostgreSQL, machines): each
+    write is one transaction that serialises against every other writer (SQLite: WAL mode,
+    ``busy_timeout``; PostgreSQL: a counter row), and a pool object re-opens its connection
+    after a fork or unpickling.
 
-    :param path: Pool directory (created if needed, unless ``read_only``).
+    :param path: Pool directory (created if needed, unless ``read_only``), or a PostgreSQL URL
+        (``postgresql://user@host:port/db``; ``?snapshots=<store URL>`` may name the snapshot store).
     :param k: Elo K-factor of ``record_match`` (stored with every match, so a replay reproduces it).
     :param initial_rating: Starting rating of the learner and of new bots.
     :param window: Number of most recent snapshots that ``sample`` draws from (None: all).
@@ -186,9 +201,19 @@ class OpponentPool:
     :param timeout: Seconds to wait for another process's write lock.
     :param synchronous: SQLite ``synchronous`` level: ``"NORMAL"`` survives process crashes
         (WAL); ``"FULL"`` also survives power loss at the cost of an fsync per commit.
-    :param read_only: Open the ledger with SQLite's ``mode=ro`` and never write anything
-        (enjoy, tournaments, reading a run folder one may not write); writes raise :class:`PoolError`.
+    :param read_only: Open the ledger with SQLite's ``mode=ro`` (PostgreSQL: a read-only
+        session) and never write anything (enjoy, tournaments, reading a run folder one may not
+        write); writes raise :class:`PoolError`.
+    :param snapshots: The snapshot store: a folder or an fsspec URL (``s3://bucket/prefix``,
+        ``gs://``, ``memory://``, ``file://``); default: the pool folder (for a URL ledger: its
+        ``snapshots`` parameter).
+    :param storage_options: fsspec options of a URL store (``endpoint_url``, ``key``, ...);
+        default: the filesystem's environment variables (``AWS_ENDPOINT_URL``, ...).
+    :param retry_for: PostgreSQL: seconds to keep retrying, with backoff, after the connection
+        is lost (a server restart), before a :class:`PoolError`.
     :raises LedgerError: the ledger is damaged, or empty or missing beside snapshot files.
+    :raises PoolError: a bad URL, an unreachable database or snapshot store (one line naming
+        the URL, password masked).
     """
 
     def __init__(
@@ -201,6 +226,9 @@ class OpponentPool:
         timeout: float = 30.0,
         synchronous: str = "NORMAL",
         read_only: bool = False,
+        snapshots: str | os.PathLike[str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        retry_for: float = 60.0,
     ) -> None:
         if window is not None and window < 1:
             raise ValueError(f"window must be >= 1 or None, got {window}")
@@ -215,14 +243,15 @@ class OpponentPool:
         self.window = window
         self.allowed_prefixes = tuple(allowed_prefixes)
         self.read_only = bool(read_only)
-        self.path = Path(path)
-        if read_only and not self.path.is_dir():
-            raise PoolError(f"pool folder {self.path} not found")
-        self.store = SnapshotStore(self.path, read_only=read_only)
+        self.location: PoolLocation = pool_location(path, snapshots)
+        self.storage_options = dict(storage_options or {})
+        #: The pool folder (SQLite), or the ledger URL (as given: it holds the password, if any).
+        self.path: Path | str = self.location.folder if self.location.folder is not None else str(path)
+        if read_only and self.location.folder is not None and not self.location.folder.is_dir():
+            raise PoolError(f"pool folder {self.location.folder} not found")
+        self.store: SnapshotStorage = self._open_store()
         self.store.clean_tmp()
-        self.ledger = Ledger(self.path / "ledger.sqlite", read_only=read_only, timeout=timeout,
-                             synchronous=synchronous, initial_rating=initial_rating,
-                             beside_snapshots=self.store.has_files(), repair_hint=self.path)
+        self.ledger: LedgerBase = self._open_ledger(timeout, synchronous, initial_rating, retry_for)
         self._verified: set[tuple[str, str]] = set()
         self._bad: set[str] = set()
         self._problems: dict[tuple[str, str, str], str | None] = {}  # (id, file, sha256) -> first-sight problem
@@ -232,15 +261,43 @@ class OpponentPool:
 
     # ----------------------------------------------------------------------------- plumbing
 
+    def _open_store(self) -> SnapshotStorage:
+        """The snapshot folder, or the fsspec store of a URL."""
+        where = self.location.snapshots
+        if isinstance(where, Path):
+            if self.read_only and where != self.location.folder and not where.is_dir():
+                raise PoolError(f"snapshot folder {where} not found")
+            return SnapshotStore(where, read_only=self.read_only)
+        from sb3_selfplay.selfplay.store_fsspec import FsspecSnapshotStore  # fsspec only where a URL asks for it
+
+        return FsspecSnapshotStore(where, read_only=self.read_only, storage_options=self.storage_options)
+
+    def _open_ledger(self, timeout: float, synchronous: str, initial_rating: float, retry_for: float) -> LedgerBase:
+        """The SQLite file of a folder pool, or the PostgreSQL database of a URL."""
+        beside = self.store.has_files()
+        if self.location.ledger == "sqlite":
+            return Ledger(self.location.ledger_target, read_only=self.read_only, timeout=timeout,
+                          synchronous=synchronous, initial_rating=initial_rating, beside_snapshots=beside,
+                          repair_hint=self.location.folder)
+        from sb3_selfplay.selfplay.ledger_postgres import PostgresLedger  # psycopg only where a URL asks for it
+
+        return PostgresLedger(str(self.location.ledger_target), read_only=self.read_only, timeout=timeout,
+                              initial_rating=initial_rating, beside_snapshots=beside, retry_for=retry_for)
+
     @property
-    def snapshot_dir(self) -> Path:
-        """The ``snapshots/`` folder."""
+    def name(self) -> str:
+        """The pool in messages: its folder, or its ledger URL with the password masked."""
+        return self.location.name
+
+    @property
+    def snapshot_dir(self) -> Path | str:
+        """The ``snapshots/`` folder (a path, or the URL of an fsspec store)."""
         return self.store.folder
 
     @property
-    def ledger_path(self) -> Path:
-        """The ledger file."""
-        return self.ledger.path
+    def ledger_path(self) -> Path | None:
+        """The ledger file (None for a PostgreSQL ledger)."""
+        return self.ledger.path if isinstance(self.ledger, Ledger) else None
 
     @property
     def initial_rating(self) -> float:
@@ -253,9 +310,9 @@ class OpponentPool:
         return self.ledger.timeout
 
     @property
-    def synchronous(self) -> str:
-        """SQLite ``synchronous`` level."""
-        return self.ledger.synchronous
+    def synchronous(self) -> str | None:
+        """SQLite ``synchronous`` level (None for a PostgreSQL ledger)."""
+        return self.ledger.synchronous if isinstance(self.ledger, Ledger) else None
 
     def close(self) -> None:
         """Close the ledger connection (it re-opens on next use)."""
@@ -269,7 +326,9 @@ class OpponentPool:
 
     def __repr__(self) -> str:
         ro = ", read_only=True" if self.read_only else ""
-        return f"OpponentPool({str(self.path)!r}, k={self.k}, window={self.window}{ro})"
+        store = self.location.snapshots
+        snaps = "" if store == self.location.folder else f", snapshots={mask_url(str(store))!r}"
+        return f"OpponentPool({self.name!r}{snaps}, k={self.k}, window={self.window}{ro})"
 
     # ----------------------------------------------------------------------------- players
 
@@ -466,6 +525,7 @@ class OpponentPool:
         score_a: float,
         learner_step: int | None = None,
         update_ratings: bool = True,
+        match_uid: str | None = None,
     ) -> tuple[float, float]:
         """
         Append one game to the ledger and update both players' online Elo, atomically.
@@ -478,9 +538,12 @@ class OpponentPool:
         :param score_a: A's result: 1 win, 0.5 draw, 0 loss.
         :param learner_step: Learner timestep, if known.
         :param update_ratings: False: only log the game (e.g. evaluation games).
+        :param match_uid: The result's unique id (default: a fresh UUID); recording a uid the
+            ledger already holds is a no-op that returns the stored ratings.
         :return: Ratings of A and B after the game.
         """
-        return self.record_matches([(player_a, player_b, score_a, learner_step)], update_ratings=update_ratings)[0]
+        return self.record_matches([(player_a, player_b, score_a, learner_step, match_uid)],
+                                   update_ratings=update_ratings)[0]
 
     def record_matches(
         self,
@@ -490,7 +553,8 @@ class OpponentPool:
         """
         Record many games in one transaction (one fsync), in order.
 
-        :param matches: ``(player_a, player_b, score_a)`` or ``(player_a, player_b, score_a, learner_step)``.
+        :param matches: ``(player_a, player_b, score_a[, learner_step[, match_uid]])``; games whose
+            ``match_uid`` the ledger already holds are skipped (a retried write is a no-op).
         :param update_ratings: False: only log the games.
         :return: Ratings of A and B after each game.
         :raises PoolError: the pool is read-only.

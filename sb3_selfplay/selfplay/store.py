@@ -1,4 +1,5 @@
-"""The snapshot store: one weights file per snapshot in ``<pool>/snapshots/``.
+"""The snapshot store: one weights file per snapshot in ``<pool>/snapshots/`` (a folder; any
+fsspec URL is :mod:`~sb3_selfplay.selfplay.store_fsspec`'s, with the same interface, :class:`SnapshotStorage`).
 
 A file is ``torch.save`` of plain data, read back with ``weights_only=True`` (no pickle runs):
 the state dict, and a small header with what rebuilds the policy (the registry name of its
@@ -18,19 +19,30 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch as th
 
 from sb3_selfplay.atomic import atomic_write_bytes, clean_stale_tmp, link_or_copy
 
-__all__ = ["SNAPSHOT_FORMAT", "SnapshotError", "SnapshotStore", "decode_snapshot", "encode_snapshot"]
+__all__ = [
+    "SNAPSHOT_FILE_RE",
+    "SNAPSHOT_FORMAT",
+    "ZIP_MAGIC",
+    "SnapshotError",
+    "SnapshotStorage",
+    "SnapshotStore",
+    "decode_snapshot",
+    "encode_snapshot",
+]
 
 #: Header key (and version) of snapshot files that carry their own metadata.
 SNAPSHOT_FORMAT = "sb3_selfplay_snapshot_v1"
 
-_FILE_RE = re.compile(r"^snapshots/([A-Za-z0-9][A-Za-z0-9._\-]{0,127})\.pt$")
-_ZIP_MAGIC = b"PK\x03\x04"
+#: What a ledger row's ``file`` must be: ``snapshots/<id>.pt`` (any other path is refused).
+SNAPSHOT_FILE_RE = re.compile(r"^snapshots/([A-Za-z0-9][A-Za-z0-9._\-]{0,127})\.pt$")
+#: The first bytes of a torch archive (a zip file).
+ZIP_MAGIC = b"PK\x03\x04"
 
 
 class SnapshotError(RuntimeError):
@@ -71,6 +83,34 @@ def decode_snapshot(data: bytes, map_location: th.device | str = "cpu") -> tuple
     return obj, meta
 
 
+class SnapshotStorage(Protocol):
+    """
+    What a pool needs of a snapshot store: this module's folder, or
+    :class:`~sb3_selfplay.selfplay.store_fsspec.FsspecSnapshotStore` (any fsspec URL).
+    Locations (``root``, ``folder``, ``path_of``) are paths or URLs.
+    """
+
+    root: Any
+    folder: Any
+    read_only: bool
+
+    def path_of(self, rel: str, snapshot_id: str) -> Any: ...
+
+    def files(self) -> dict[str, Any]: ...
+
+    def has_files(self) -> bool: ...
+
+    def clean_tmp(self) -> list[Any]: ...
+
+    def write(self, snapshot_id: str, data: bytes) -> tuple[str, str]: ...
+
+    def read(self, rel: str, sha256: str, snapshot_id: str) -> bytes: ...
+
+    def problem(self, rel: str, snapshot_id: str) -> str | None: ...
+
+    def link_to(self, rel: str, snapshot_id: str, other: Any) -> bool: ...
+
+
 class SnapshotStore:
     """
     The ``snapshots/`` folder of a pool.
@@ -92,7 +132,7 @@ class SnapshotStore:
 
         :raises SnapshotError: the row names a file outside the snapshot folder.
         """
-        match = _FILE_RE.match(rel) if isinstance(rel, str) else None
+        match = SNAPSHOT_FILE_RE.match(rel) if isinstance(rel, str) else None
         if match is None:
             raise SnapshotError(f"snapshot {snapshot_id!r}: refusing weights file {rel!r} (not snapshots/<id>.pt)")
         return self.root / rel
@@ -101,7 +141,7 @@ class SnapshotStore:
         """Snapshot id -> weights file, for every ``*.pt`` in the folder (rows or not)."""
         if not self.folder.is_dir():
             return {}
-        return {p.stem: p for p in sorted(self.folder.glob("*.pt")) if _FILE_RE.match(f"snapshots/{p.name}")}
+        return {p.stem: p for p in sorted(self.folder.glob("*.pt")) if SNAPSHOT_FILE_RE.match(f"snapshots/{p.name}")}
 
     def has_files(self) -> bool:
         """Whether the folder holds any weights file."""
@@ -141,7 +181,7 @@ class SnapshotStore:
         try:
             file = self.path_of(rel, snapshot_id)
             with open(file, "rb") as f:
-                if f.read(4) != _ZIP_MAGIC:
+                if f.read(4) != ZIP_MAGIC:
                     return f"{file} is not a torch archive"
         except SnapshotError as exc:
             return str(exc)
@@ -149,10 +189,13 @@ class SnapshotStore:
             return f"{self.root / rel} is missing or unreadable"
         return None
 
-    def link_to(self, rel: str, snapshot_id: str, other: SnapshotStore) -> bool:
+    def link_to(self, rel: str, snapshot_id: str, other: SnapshotStorage) -> bool:
         """Hard-link (or copy) one file into another pool's store; False if the file is missing here."""
         src = self.path_of(rel, snapshot_id)
         if not src.is_file():
             return False
-        link_or_copy(src, other.path_of(rel, snapshot_id))
+        if isinstance(other, SnapshotStore):
+            link_or_copy(src, other.path_of(rel, snapshot_id))
+        else:
+            other.write(snapshot_id, src.read_bytes())
         return True
