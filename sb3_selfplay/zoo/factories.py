@@ -78,11 +78,12 @@ def evaluation_set(settings: ExperimentSettings) -> tuple[str, ...]:
 
 
 def make_pool(settings: ExperimentSettings, run_dir: Path) -> OpponentPool | None:
-    """The opponent pool in ``<run>/pool`` (None without self-play)."""
+    """The opponent pool: ``selfplay.pool`` (a folder or a PostgreSQL URL), else ``<run>/pool`` (None without self-play)."""
     sp = settings.selfplay
     if sp is None:
         return None
-    return OpponentPool(run_dir / "pool", k=sp.elo_k, initial_rating=sp.initial_rating, window=sp.window)
+    return OpponentPool(sp.pool if sp.pool is not None else run_dir / "pool", k=sp.elo_k,
+                        initial_rating=sp.initial_rating, window=sp.window)
 
 
 def _normalize_kwargs(settings: ExperimentSettings) -> dict[str, Any] | None:

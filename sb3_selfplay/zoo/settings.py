@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from sb3_selfplay.callbacks.curriculum import Lesson, check_lessons
+from sb3_selfplay.selfplay.locations import pool_location
 from sb3_selfplay.selfplay.sampling import OpponentSampling
 from sb3_selfplay.zoo.resolve import ALGOS, parse_schedule
 
@@ -177,10 +178,15 @@ class SelfPlaySettings(_Settings):
     """The learner plays its most likely action in evaluations."""
     objective: StrictStr = "elo"
     """What ``best_model.zip`` and Optuna maximise: ``elo`` (against the fixed set) or ``win_rate``."""
+    pool: StrictStr | None = None
+    """Where the opponent pool lives (``--pool``): a folder, or ``postgresql://user@host/db?snapshots=s3://bucket/prefix``
+    (a league shared by many processes); null: the run folder's ``pool/``. ``train -i`` keeps the pool of the run it continues."""
 
     @model_validator(mode="after")
     def _check(self) -> SelfPlaySettings:
         self.sampling()  # strategy, ratios, opponents: validated where the env validates them
+        if self.pool is not None:
+            pool_location(self.pool)  # a bad URL: one line naming it (password masked)
         if self.learner_seat not in (0, 1, "random"):
             raise ValueError(f"learner_seat must be 0, 1 or random, got {self.learner_seat!r}")
         if self.objective not in ("elo", "win_rate"):

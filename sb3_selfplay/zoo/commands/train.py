@@ -6,6 +6,7 @@
     sb3-selfplay train --algo rppo --env Duel-v0 -n 300000 --report   # + tournament, plots, replays
     sb3-selfplay train --algo rppo --env Duel-v0 -i logs/rppo/Duel-v0_1/rl_model_100000_steps.zip --trust-pickle
     sb3-selfplay train --algo rppo --env Duel-v0 -optimize --n-trials 50 --storage study.log
+    sb3-selfplay train --algo rppo --env Duel-v0 --pool "postgresql://me@db/league?snapshots=s3://bucket/league"
 
 (``python zoo_scripts/train.py ...`` and ``python -m sb3_selfplay train ...`` are the same.)
 Runs go to ``<log-folder>/<algo>/<env>_<N>/``. Without ``-conf`` the hyperparameters come from the
@@ -16,6 +17,10 @@ any run folder is made; a NaN loss stops training with status 1 and keeps the la
 ``-i`` resumes with SB3's loader, which unpickles the model file (unpickling can run code in it):
 resuming is a decision to trust the run, so it needs ``--trust-pickle``. The file is first checked
 without unpickling (a readable zip of this algorithm and env).
+
+``--pool`` (or ``selfplay.pool`` in the YAML) puts the opponent pool elsewhere than the run
+folder's ``pool/``: a folder, or a PostgreSQL ledger with snapshots in an object store, shared by
+every process given the same URL. ``-i`` from such a run keeps using its pool (nothing is copied).
 """
 
 from __future__ import annotations
@@ -24,10 +29,16 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 import numpy as np
 import torch as th
 
+from sb3_selfplay.selfplay.ledger_rows import PoolError
+from sb3_selfplay.selfplay.locations import mask_url, pool_location
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.config import load_hyperparams, parse_overrides
 from sb3_selfplay.zoo.debug import debug_report, debug_settings
@@ -35,7 +46,8 @@ from sb3_selfplay.zoo.hyperparams import default_hyperparams_file
 from sb3_selfplay.zoo.report import report_run
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run import train
-from sb3_selfplay.zoo.settings import ConfigError, RunOptions
+from sb3_selfplay.zoo.run_folder import find_trained_agent
+from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOptions
 from sb3_selfplay.zoo.settings import replace as replace_settings
 
 
@@ -58,6 +70,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--n-eval-envs", type=int, default=1, help="envs of the evaluation env (gymnasium envs)")
     p.add_argument("--save-freq", type=int, default=-1, help="steps between checkpoints (<= 0: none)")
     p.add_argument("-i", "--trained-agent", default="", help="model .zip or run folder to continue from")
+    p.add_argument("--pool", default=None, metavar="URL",
+                   help="opponent pool (selfplay.pool): a folder, or postgresql://user@host/db?snapshots=s3://bucket/prefix "
+                        "shared by many processes (default: the run folder's pool/; -i: the pool of the run continued)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="needed by -i: resuming reads the model (and its vecnormalize.pkl) with SB3's loader, which "
                         "unpickles it and can run code, so only resume runs you trust; also reads model files of the "
@@ -106,6 +121,53 @@ def run_options(args: argparse.Namespace, seed: int) -> RunOptions:
     return options
 
 
+def with_pool(settings: ExperimentSettings, args: argparse.Namespace) -> ExperimentSettings:
+    """
+    ``selfplay.pool`` from ``--pool``, else (``-i``) the pool the continued run recorded, else the YAML's.
+
+    :raises ConfigError: ``--pool`` for an entry without self-play or for ``-optimize`` (each
+        trial needs a pool of its own), or a bad URL (one line, password masked).
+    """
+    pool = args.pool
+    if pool is not None:
+        if settings.selfplay is None:
+            raise ConfigError(f"--pool: {settings.env_id} is not a self-play game (its entry has no selfplay section)")
+        if args.optimize:
+            raise ConfigError("--pool: tuning trials each need a pool of their own; drop --pool with -optimize")
+        try:
+            pool_location(pool)
+        except PoolError as exc:
+            raise ConfigError(f"--pool: {exc}") from None
+    elif args.trained_agent and settings.selfplay is not None and not args.optimize:
+        pool = _recorded_pool(args.trained_agent, settings.env_id)
+    if pool is None or settings.selfplay is None:
+        return settings
+    return replace_settings(settings, selfplay=replace_settings(settings.selfplay, pool=pool))
+
+
+def _recorded_pool(trained_agent: str, env_id: str) -> str | None:
+    """The ``selfplay.pool`` of the run ``-i`` continues (its ``<env>/config.yml``), if it set one."""
+    run_dir = find_trained_agent(trained_agent, env_id).run_dir
+    config = Path(run_dir) / env_id / "config.yml" if run_dir is not None else None
+    if config is None or not config.is_file():
+        return None
+    try:
+        section: Any = (yaml.safe_load(config.read_text()) or {}).get(env_id, {})
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    selfplay = section.get("selfplay") if isinstance(section, dict) else None
+    pool = selfplay.get("pool") if isinstance(selfplay, dict) else None
+    if pool is not None and not isinstance(pool, str):
+        raise ConfigError(f"-i: {config}: selfplay.pool must be a string, got {pool!r}")
+    if pool is not None:
+        try:
+            pool_location(pool)
+        except PoolError as exc:
+            raise ConfigError(f"-i: {config}: {exc}") from None
+        print(f"-i: continuing with the pool of {run_dir}: {mask_url(pool)}", file=sys.stderr)
+    return pool
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run ``train``; returns the exit status (0 ok, 1 training stopped or debug check failed, 2 bad config)."""
     parser = build_parser(prog)
@@ -124,6 +186,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             settings = replace_settings(settings, n_timesteps=budget)
         if args.debug:
             settings = debug_settings(settings, args.debug_ticks)
+        settings = with_pool(settings, args)
         options = run_options(args, seed)
         if args.verbose >= 1:
             print(f"Seed: {seed}")
