@@ -276,6 +276,8 @@ class OpponentPool:
         """The SQLite file of a folder pool, or the PostgreSQL database of a URL."""
         beside = self.store.has_files()
         if self.location.ledger == "sqlite":
+            if not self.read_only and self.location.folder is not None:
+                self.location.folder.mkdir(parents=True, exist_ok=True)  # the snapshots may live elsewhere
             return Ledger(self.location.ledger_target, read_only=self.read_only, timeout=timeout,
                           synchronous=synchronous, initial_rating=initial_rating, beside_snapshots=beside,
                           repair_hint=self.location.folder)

@@ -73,11 +73,16 @@ class FsspecSnapshotStore:
     def _check_reachable(self, name: str) -> None:
         """The bucket exists (object stores) or the folder can be made: one request, so a bad URL fails on open."""
         try:
-            if self.protocol in _BUCKETS:
+            if self.protocol in _BUCKETS:  # a listing, not exists(): that answers False for an unreachable endpoint
                 bucket = self._root.split("/", 1)[0]
-                if not self.fs.exists(bucket):
-                    raise PoolError(f"snapshot store {name}: bucket {bucket!r} not found (or not visible with "
-                                    "these credentials); create it first")
+                try:
+                    self.fs.ls(self._folder, detail=False, refresh=True)
+                except FileNotFoundError:
+                    try:
+                        self.fs.ls(bucket, detail=False, refresh=True)
+                    except FileNotFoundError:
+                        raise PoolError(f"snapshot store {name}: bucket {bucket!r} not found (or not visible with "
+                                        "these credentials); create it first") from None
             elif not self.read_only:
                 self.fs.makedirs(self._folder, exist_ok=True)
         except PoolError:
