@@ -55,7 +55,8 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 def postgres_missing() -> str | None:
     """Why a throw-away cluster cannot start here, or None."""
     if server_bin() is None:
-        return "PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql, or run scripts/ci_services.sh"
+        return ("PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql, "
+                "or run scripts/ci_services.sh")
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -157,12 +158,6 @@ def shared_postgres() -> PostgresCluster:
     return _SHARED["pg"]  # type: ignore[return-value]
 
 
-@pytest.fixture(scope="session")
-def postgres() -> PostgresCluster:
-    """A throw-away PostgreSQL cluster (one per test session)."""
-    return shared_postgres()
-
-
 # ----------------------------------------------------------------------------- moto S3
 
 
@@ -243,12 +238,6 @@ def shared_moto() -> MotoS3:
         atexit.register(stop)
         _SHARED["s3"] = server
     return _SHARED["s3"]  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="session")
-def moto() -> MotoS3:
-    """A moto S3 server (one per test session); clients take ``moto.storage_options`` or ``moto.env``."""
-    return shared_moto()
 
 
 # ----------------------------------------------------------------------------- pools on each backend
@@ -338,13 +327,13 @@ class UrlBackend:
         assert n == uids, "duplicate match ids"
 
 
+#: The backends every pool test runs on (``make_backend`` gives one of each).
 BACKENDS = ["folder", "postgres+s3"]
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, tmp_path) -> FolderBackend | UrlBackend:
-    """A new, empty pool location on each backend (PostgreSQL + S3 skip with the reason where missing)."""
-    if request.param == "folder":
+def make_backend(kind: str, tmp_path: Path) -> FolderBackend | UrlBackend:
+    """A new, empty pool location of one backend (PostgreSQL + S3 skip with the reason where missing)."""
+    if kind == "folder":
         return FolderBackend(tmp_path / "pool")
     return UrlBackend(shared_postgres(), shared_moto())
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from pool_services import BACKENDS, make_backend
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
@@ -24,14 +25,29 @@ from torch import nn
 from sb3_selfplay.selfplay import serialization
 from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.ratings import fit_bradley_terry, update_elo
+from sb3_selfplay.selfplay.registry import (
+    register_kwarg_class,
+    register_policy_class,
+    registered_policy_classes,
+)
 from sb3_selfplay.selfplay.sampling import LATEST
-from sb3_selfplay.selfplay.registry import register_kwarg_class, register_policy_class, registered_policy_classes
-from sb3_selfplay.selfplay.serialization import SerializationError, decode, dumps, encode, import_dotted, loads
-
-from pool_services import backend  # noqa: F401  (the fixture: a pool location on each backend)
+from sb3_selfplay.selfplay.serialization import (
+    SerializationError,
+    decode,
+    dumps,
+    encode,
+    import_dotted,
+    loads,
+)
 
 OBS = spaces.Box(-1, 1, (4,))
 ACT = spaces.Discrete(3)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path):
+    """A new, empty pool location on each backend: a folder; PostgreSQL + S3 (moto)."""
+    return make_backend(request.param, tmp_path)
 
 
 def tiny_policy(seed: int = 0) -> ActorCriticPolicy:

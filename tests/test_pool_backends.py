@@ -22,6 +22,14 @@ from pathlib import Path
 import pytest
 import torch as th
 from gymnasium import spaces
+from pool_services import (
+    BACKENDS,
+    UrlBackend,
+    free_port,
+    make_backend,
+    shared_moto,
+    shared_postgres,
+)
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_selfplay.selfplay import LedgerError, PoolError
@@ -30,9 +38,13 @@ from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, SnapshotError
 from sb3_selfplay.selfplay.ratings import update_elo
 from sb3_selfplay.selfplay.store import SnapshotStore
 
-from pool_services import FolderBackend, UrlBackend, backend, free_port, shared_moto, shared_postgres  # noqa: F401
-
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path):
+    """A new, empty pool location on each backend: a folder; PostgreSQL + S3 (moto)."""
+    return make_backend(request.param, tmp_path)
 
 
 def tiny_policy(seed: int = 0) -> ActorCriticPolicy:
@@ -123,7 +135,7 @@ def test_memory_and_file_stores_behind_an_sqlite_ledger(tmp_path):
     assert pool.snapshot_dir == f"{url}/snapshots" and not (tmp_path / "pool" / "snapshots").exists()
     assert list(pool.store.files()) == [sid]
     policy = pool.load_policy(sid)
-    assert all(th.equal(a, b) for a, b in zip(policy.state_dict().values(), tiny_policy(1).state_dict().values()))
+    assert all(th.equal(a, b) for a, b in zip(policy.state_dict().values(), tiny_policy(1).state_dict().values(), strict=True))
     fs = fsspec.filesystem("memory")
     key = f"/pool-{tmp_path.name}/snapshots/{sid}.pt"
     data = bytearray(fs.cat_file(key))

@@ -179,8 +179,9 @@ class SelfPlaySettings(_Settings):
     objective: StrictStr = "elo"
     """What ``best_model.zip`` and Optuna maximise: ``elo`` (against the fixed set) or ``win_rate``."""
     pool: StrictStr | None = None
-    """Where the opponent pool lives (``--pool``): a folder, or ``postgresql://user@host/db?snapshots=s3://bucket/prefix``
-    (a league shared by many processes); null: the run folder's ``pool/``. ``train -i`` keeps the pool of the run it continues."""
+    """Where the opponent pool lives (``--pool``): a folder, or
+    ``postgresql://user@host/db?snapshots=s3://bucket/prefix`` (a league shared by many processes);
+    null: the run folder's ``pool/``. ``train -i`` keeps the pool of the run it continues."""
 
     @model_validator(mode="after")
     def _check(self) -> SelfPlaySettings:

@@ -32,10 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import numpy as np
 import torch as th
+import yaml
 
 from sb3_selfplay.selfplay.ledger_rows import PoolError
 from sb3_selfplay.selfplay.locations import mask_url, pool_location
