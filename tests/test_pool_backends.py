@@ -366,6 +366,33 @@ def test_postgres_restart_while_a_writer_runs_loses_and_duplicates_nothing():
     backend.check_integrity()
 
 
+def _record_in_child(pool) -> None:
+    pool.record_match(LEARNER, "bot", 1.0, learner_step=1)
+
+
+def test_a_forked_child_opens_its_own_postgres_connection():
+    import multiprocessing
+
+    pool = url_backend().open()
+    pool.add_player("bot")
+    assert pool.num_matches() == 0  # the parent's connection is open when it forks
+    child = multiprocessing.get_context("fork").Process(target=_record_in_child, args=(pool,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    pool.record_match(LEARNER, "bot", 0.0, learner_step=2)  # the parent's session survived the child
+    assert [m.learner_step for m in pool.matches()] == [1, 2]
+
+
+def test_copy_pool_refuses_a_postgres_pool(tmp_path):
+    from sb3_selfplay.selfplay.maintenance import copy_pool
+
+    backend = url_backend()
+    backend.open().add_snapshot(tiny_policy(), 0)
+    with pytest.raises(PoolError, match="never copied|not the PostgreSQL pool"):
+        copy_pool(f"{backend.ledger_url}&snapshots=memory://copy-{tmp_path.name}", tmp_path / "copy")
+
+
 def test_postgres_checks_on_open():
     backend = url_backend()
     with pytest.raises(LedgerError, match="read-only pool cannot create"):

@@ -7,7 +7,8 @@ of older versions borrow the class and kwargs of a snapshot with the same parame
 adopted file is rebuilt through the class registry and loaded once before its row is written.
 
 ``copy_pool`` carries a pool into a new run (``train -i``): the ledger rows up to the
-checkpoint's step and the snapshot files those rows name, hard-linked where possible.
+checkpoint's step and the snapshot files those rows name, hard-linked where possible. Both work
+on pool folders (SQLite); a PostgreSQL pool is shared by design and never copied.
 """
 
 from __future__ import annotations
@@ -372,6 +373,9 @@ def copy_pool(src: str | os.PathLike[str], dst: str | os.PathLike[str], up_to_st
     :return: The snapshot ids carried over.
     """
     source = OpponentPool(src, read_only=True)
+    if not isinstance(source.ledger, Ledger):  # a league's shared pool is used where it is, never copied
+        source.close()
+        raise PoolError(f"copy_pool copies pool folders, not the PostgreSQL pool {source.name}: keep using it instead")
     dst = Path(dst)
     target = SnapshotStore(dst)
     fd, tmp = tempfile.mkstemp(dir=dst, prefix=".ledger.sqlite.", suffix=".tmp")
