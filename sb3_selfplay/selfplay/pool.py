@@ -123,7 +123,7 @@ class OpponentPool:
     :param window: Number of most recent snapshots that ``sample`` draws from (None: all).
     :param allowed_prefixes: Deprecated and ignored: module prefixes no longer make a class
         trusted. Register custom policy classes with ``register_policy_class``.
-    :param timeout: Seconds to wait for another process's write lock.
+    :param timeout: Seconds to wait for another process's write lock (PostgreSQL: for a connection).
     :param synchronous: SQLite ``synchronous`` level: ``"NORMAL"`` survives process crashes
         (WAL); ``"FULL"`` also survives power loss at the cost of an fsync per commit.
     :param read_only: Open the ledger with SQLite's ``mode=ro`` (PostgreSQL: a read-only

@@ -138,13 +138,13 @@ def with_pool(settings: ExperimentSettings, args: argparse.Namespace) -> Experim
         except PoolError as exc:
             raise ConfigError(f"--pool: {exc}") from None
     elif args.trained_agent and settings.selfplay is not None and not args.optimize:
-        pool = _recorded_pool(args.trained_agent, settings.env_id)
+        pool = _recorded_pool(args.trained_agent, settings.env_id, verbose=args.verbose)
     if pool is None or settings.selfplay is None:
         return settings
     return replace_settings(settings, selfplay=replace_settings(settings.selfplay, pool=pool))
 
 
-def _recorded_pool(trained_agent: str, env_id: str) -> str | None:
+def _recorded_pool(trained_agent: str, env_id: str, verbose: int = 1) -> str | None:
     """The ``selfplay.pool`` of the run ``-i`` continues (its ``<env>/config.yml``), if it set one."""
     run_dir = find_trained_agent(trained_agent, env_id).run_dir
     config = Path(run_dir) / env_id / "config.yml" if run_dir is not None else None
@@ -163,7 +163,8 @@ def _recorded_pool(trained_agent: str, env_id: str) -> str | None:
             pool_location(pool)
         except PoolError as exc:
             raise ConfigError(f"-i: {config}: {exc}") from None
-        print(f"-i: continuing with the pool of {run_dir}: {mask_url(pool)}", file=sys.stderr)
+        if verbose >= 1:
+            print(f"-i: continuing with the pool of {run_dir}: {mask_url(pool)}")
     return pool
 
 
