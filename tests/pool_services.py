@@ -342,9 +342,11 @@ if __name__ == "__main__":  # start both by hand: python tests/pool_services.py
     pg, s3 = start_postgres(), start_moto()
     print(f"PostgreSQL: {pg.url('league')}  (data {pg.data})")
     print("S3: " + " ".join(f"{k}={v}" for k, v in s3.env.items()))
-    print(f"bucket: s3://{s3.new_bucket()}")
+    print(f"bucket: s3://{s3.new_bucket()}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop both on SIGTERM too (background jobs ignore SIGINT)
     try:
         signal.pause()
     finally:
         pg.stop("immediate")
+        shutil.rmtree(pg.base, ignore_errors=True)
         os.killpg(s3.proc.pid, signal.SIGTERM)
