@@ -10,6 +10,7 @@ from sb3_selfplay.callbacks import AtomicCheckpointCallback, CurriculumCallback,
 from sb3_selfplay.games.base import GAME_REGISTRY
 from sb3_selfplay.games.base import make_game as build_game
 from sb3_selfplay.selfplay import OpponentPool
+from sb3_selfplay.zoo.factories import pool_location_of
 from sb3_selfplay.zoo.run import RunResult
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, replace
 
@@ -71,7 +72,7 @@ def debug_report(result: RunResult, settings: ExperimentSettings) -> tuple[bool,
     run, cbs = result.run_dir, result.callbacks
     lines: list[tuple[str, bool, str]] = []
     if settings.selfplay is not None:
-        with OpponentPool(run / "pool", read_only=True) as pool:
+        with OpponentPool(pool_location_of(settings, run), read_only=True) as pool:
             snaps, games = len(pool.snapshot_ids()), pool.num_matches()
         lines.append(("self-play", snaps > 0 and games > 0, f"{snaps} snapshots, {games} recorded games"))
     cur = cbs.get("curriculum")

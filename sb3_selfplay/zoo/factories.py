@@ -52,6 +52,7 @@ __all__ = [
     "make_logger",
     "make_model",
     "make_pool",
+    "pool_location_of",
 ]
 
 
@@ -77,13 +78,19 @@ def evaluation_set(settings: ExperimentSettings) -> tuple[str, ...]:
     return tuple(game_bots(settings.env_id))
 
 
+def pool_location_of(settings: ExperimentSettings, run_dir: Path) -> str | Path:
+    """Where a run's pool lives: ``selfplay.pool`` (a folder or a PostgreSQL URL), else ``<run>/pool``."""
+    sp = settings.selfplay
+    return sp.pool if sp is not None and sp.pool is not None else run_dir / "pool"
+
+
 def make_pool(settings: ExperimentSettings, run_dir: Path) -> OpponentPool | None:
-    """The opponent pool: ``selfplay.pool`` (a folder or a PostgreSQL URL), else ``<run>/pool`` (None without self-play)."""
+    """The opponent pool at :func:`pool_location_of` (None without self-play)."""
     sp = settings.selfplay
     if sp is None:
         return None
-    return OpponentPool(sp.pool if sp.pool is not None else run_dir / "pool", k=sp.elo_k,
-                        initial_rating=sp.initial_rating, window=sp.window)
+    return OpponentPool(pool_location_of(settings, run_dir), k=sp.elo_k, initial_rating=sp.initial_rating,
+                        window=sp.window)
 
 
 def _normalize_kwargs(settings: ExperimentSettings) -> dict[str, Any] | None:

@@ -41,7 +41,7 @@ from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, PoolError
 from sb3_selfplay.selfplay.evaluation import play_games
 from sb3_selfplay.selfplay.model_files import ModelFileError, PlayModel, load_play_model
-from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, make_env, make_game
+from sb3_selfplay.zoo.factories import env_spaces, evaluation_set, make_env, make_game, pool_location_of
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
 from sb3_selfplay.zoo.commands.human import add_human_arguments, enjoy_human
 from sb3_selfplay.zoo.resolve import ALGOS
@@ -149,10 +149,12 @@ def enjoy_selfplay(args: argparse.Namespace, settings: ExperimentSettings, model
 def _snapshot_pool(run_dir: Path, opponents: list[str], settings: ExperimentSettings) -> OpponentPool | None:
     """The run's pool, opened read-only, when an opponent may be one of its snapshots (None otherwise)."""
     bots = game_bots(settings.env_id)
-    if all(o in bots or o.endswith(".zip") or Path(o).is_file() for o in opponents) or not (run_dir / "pool").is_dir():
+    location = pool_location_of(settings, run_dir)  # the run's pool/ or its selfplay.pool (--pool URL)
+    if all(o in bots or o.endswith(".zip") or Path(o).is_file() for o in opponents) or (
+            isinstance(location, Path) and not location.is_dir()):
         return None
     try:
-        return OpponentPool(run_dir / "pool", read_only=True)
+        return OpponentPool(location, read_only=True)
     except PoolError as exc:
         raise ConfigError(" ".join(str(exc).split())) from None
 

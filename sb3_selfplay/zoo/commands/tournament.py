@@ -32,6 +32,7 @@ from sb3_selfplay.games.bots import game_bots
 from sb3_selfplay.selfplay import OpponentPool, SnapshotError, ratings_table, run_tournament, tournament_report
 from sb3_selfplay.selfplay.model_files import load_play_policy
 from sb3_selfplay.zoo.commands.common import add_gym_packages, import_gym_packages
+from sb3_selfplay.zoo.factories import pool_location_of
 from sb3_selfplay.zoo.resolve import ALGOS
 from sb3_selfplay.zoo.run_folder import run_settings
 from sb3_selfplay.zoo.settings import ConfigError
@@ -83,8 +84,11 @@ def gather_players(
             raise ConfigError(f"--run: run folder not found: {run}")
         env_id = env_id or run.name.rsplit("_", 1)[0]
         algo = args.algo or run.parent.name
+        location: str | Path = run / "pool"
         if (run / env_id / "config.yml").is_file() and algo in ALGOS:
-            params = dict(run_settings(run, env_id, algo).env_kwargs)
+            run_config = run_settings(run, env_id, algo)
+            params = dict(run_config.env_kwargs)
+            location = pool_location_of(run_config, run)  # the run's pool/ or its selfplay.pool (--pool URL)
         files = [(label, f) for label, f in (("final", run / f"{env_id}.zip"), ("best", run / "best_model.zip"))
                  if f.is_file()]
         if files:  # the run's own models: of the run's algorithm and game (read without unpickling by default)
@@ -96,8 +100,8 @@ def gather_players(
                         algorithm=ALGOS[algo].__name__ if algo in ALGOS else None, trust_pickle=args.trust_pickle)
             finally:
                 game.close()
-        if (run / "pool").is_dir() and args.snapshots > 0:
-            pool = OpponentPool(run / "pool", read_only=True)  # a damaged ledger: one-line PoolError
+        if (not isinstance(location, Path) or location.is_dir()) and args.snapshots > 0:
+            pool = OpponentPool(location, read_only=True)  # a damaged ledger: one-line PoolError
             for snap in pool.snapshot_ids()[-args.snapshots:]:
                 try:  # loaded now: a corrupt snapshot is skipped, as in training
                     players[snap] = pool.load_policy(snap, device=args.device)
