@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sb3_selfplay.games.base import action_mask_size
-from sb3_selfplay.games.pettingzoo_game import EpisodeEnd, OutcomeFn, PettingZooInstances
+from sb3_selfplay.games.pettingzoo_game import OutcomeFn, PettingZooInstances
 
 __all__ = ["PettingZooAECGame"]
 
@@ -163,27 +163,7 @@ class PettingZooAECGame(PettingZooInstances):
             term = any(env.terminations.get(a, False) for a in agents)
             terminated[i], truncated[i] = term, not term
             final_infos = {a: dict(env.infos.get(a, {})) for a in agents}
-            end = EpisodeEnd(
-                returns=self._returns[i].copy(),
-                last_rewards=self._last_rewards[i].copy(),
-                infos=final_infos,
-                agents=(agents[0], agents[1]),
-                terminated=term,
-                length=int(self._lengths[i]),
-            )
-            winner = self.outcome_fn(end)
-            if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
-                raise ValueError(f"game {self._name()!r}: outcome_fn must return 0, 1 or None, got {winner!r}")
-            returns = self._returns[i].tolist()
-            infos[i] = {
-                "outcome": {"winner": None if winner is None else int(winner)},
-                "terminal_observation": self._obs[i].copy(),
-                "episode": {"r": returns, "l": int(self._lengths[i])},
-                "metrics": {},
-                "reward_components": {"reward": returns},
-                "final_infos": final_infos,
-                "TimeLimit.truncated": not term,
-            }
+            infos[i] = self._end_info(i, final_infos, term)
             self._reset_env(i, None)
         return self._obs.copy(), rewards, terminated, truncated, infos
 

@@ -188,6 +188,34 @@ class PettingZooInstances(TwoPlayerGame):
             self._rebuild[i] = False
         return self.envs[i]
 
+    def _end_info(self, i: int, final_infos: dict[str, dict[str, Any]], terminated: bool) -> dict[str, Any]:
+        """
+        The info of instance ``i``'s finished episode: the outcome from ``outcome_fn`` (checked),
+        the terminal observation and the episode's returns and length. Subclasses keep
+        ``_returns``, ``_last_rewards``, ``_lengths`` and ``_obs`` per instance.
+        """
+        end = EpisodeEnd(
+            returns=self._returns[i].copy(),
+            last_rewards=self._last_rewards[i].copy(),
+            infos=final_infos,
+            agents=(self.agents[0], self.agents[1]),
+            terminated=terminated,
+            length=int(self._lengths[i]),
+        )
+        winner = self.outcome_fn(end)
+        if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
+            raise ValueError(f"game {self._name()!r}: outcome_fn must return 0, 1 or None, got {winner!r}")
+        returns = self._returns[i].tolist()
+        return {
+            "outcome": {"winner": None if winner is None else int(winner)},
+            "terminal_observation": self._obs[i].copy(),
+            "episode": {"r": returns, "l": int(self._lengths[i])},
+            "metrics": {},
+            "reward_components": {"reward": returns},
+            "final_infos": final_infos,
+            "TimeLimit.truncated": not terminated,
+        }
+
     def _reset_seeds(self, seed: int | None) -> list[int | None]:
         """Per-instance seeds of a reset: ``seed + i`` (default: the constructor's seed, once)."""
         if seed is None:
@@ -324,27 +352,7 @@ class PettingZooGame(PettingZooInstances):
             terminated[i] = self._any_terminated[i]
             truncated[i] = not terminated[i]
             final_infos = {a: self._last_infos[i].get(a, {}) for a in self.agents}
-            end = EpisodeEnd(
-                returns=self._returns[i].copy(),
-                last_rewards=self._last_rewards[i].copy(),
-                infos=final_infos,
-                agents=(self.agents[0], self.agents[1]),
-                terminated=bool(terminated[i]),
-                length=int(self._lengths[i]),
-            )
-            winner = self.outcome_fn(end)
-            if winner is not None and (isinstance(winner, bool) or winner not in (0, 1)):
-                raise ValueError(f"game {self._name()!r}: outcome_fn must return 0, 1 or None, got {winner!r}")
-            returns = self._returns[i].tolist()
-            infos[i] = {
-                "outcome": {"winner": None if winner is None else int(winner)},
-                "terminal_observation": self._obs[i].copy(),
-                "episode": {"r": returns, "l": int(self._lengths[i])},
-                "metrics": {},
-                "reward_components": {"reward": returns},
-                "final_infos": final_infos,
-                "TimeLimit.truncated": bool(truncated[i]),
-            }
+            infos[i] = self._end_info(i, final_infos, bool(terminated[i]))
             self._reset_env(i, None)
         return self._obs.copy(), rewards, terminated, truncated, infos
 
