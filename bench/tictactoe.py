@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.steps, args.games, args.eval_every, args.n_envs, args.n_steps = 8_192, 50, 4_096, 16, 32
         args.batch_size, args.eval_games = 256, 20
+    if args.quick and args.out_dir == RESULTS_DIR / "tictactoe":
+        args.out_dir = RESULTS_DIR / "tictactoe_quick"
     if args.out is None:
         args.out = RESULTS_DIR / ("tictactoe_quick.json" if args.quick else "tictactoe.json")
     set_single_thread()
