@@ -437,7 +437,7 @@ def test_train_with_a_url_pool_and_resume_keeps_using_it(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **backend.env}
     first = subprocess.run([*TRAIN, "--env", "Duel-v0", "-n", "128", "--eval-freq", "-1", "--seed", "0",
                             "--pool", backend.location, *TINY], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=240)
+                           timeout=240, check=False)
     assert first.returncode == 0, first.stderr
     run = tmp_path / "logs" / "rppo" / "Duel-v0_1"
     assert not (run / "pool").exists()  # the pool is the URL's
@@ -447,10 +447,34 @@ def test_train_with_a_url_pool_and_resume_keeps_using_it(tmp_path):
     assert max(m.learner_step for m in matches) <= 128
     resumed = subprocess.run([*TRAIN, "--env", "Duel-v0", "-i", str(run), "--trust-pickle", "-n", "64",
                               "--eval-freq", "-1", "--seed", "1", *TINY], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=240)
+                             text=True, timeout=240, check=False)
     assert resumed.returncode == 0, resumed.stderr
     assert not (tmp_path / "logs" / "rppo" / "Duel-v0_2" / "pool").exists()  # nothing copied
     after = backend.open()
     assert after.matches()[: len(matches)] == matches and after.num_matches() > len(matches)
     assert max(m.learner_step for m in after.matches()) > 128  # the continued run wrote to the same pool
     assert set(snapshots) < set(after.snapshot_ids())
+
+
+def test_pool_check_takes_a_pool_url_and_repair_refuses_one(monkeypatch, capsys):
+    from sb3_selfplay.zoo.commands import pool as pool_command
+
+    backend = url_backend()
+    for key, value in backend.env.items():
+        monkeypatch.setenv(key, value)
+    with backend.open() as pool:
+        pool.add_player("bot")
+        sid = pool.add_snapshot(tiny_policy(), learner_step=10)
+        pool.record_match(LEARNER, "bot", 1.0, learner_step=10)
+    assert pool_command.main(["check", backend.location]) == 0
+    out = capsys.readouterr().out
+    assert "1 snapshots, 1 matches" in out and "***" not in out
+    backend.write_snapshot("stray", b"PK\x03\x04 not a snapshot")
+    assert pool_command.main(["check", backend.location]) == 1
+    assert "stray" in capsys.readouterr().out
+    backend.delete_snapshot(sid)
+    pool_command.main(["check", backend.location])
+    assert f"unusable snapshot files: {sid}" in capsys.readouterr().out
+    assert pool_command.main(["repair", backend.location]) == 2
+    err = capsys.readouterr().err
+    assert "repair works on folder pools" in err and len(err.strip().splitlines()) == 1
