@@ -40,7 +40,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_selfplay.atomic import atomic_write_bytes
 from sb3_selfplay.callbacks.common import ended_episode_infos, find_selfplay_env
-from sb3_selfplay.selfplay.pool import LEARNER
 
 __all__ = ["MEASURES", "SELFPLAY_PARAMS", "CompletionCriteria", "CurriculumCallback", "Lesson"]
 
@@ -216,7 +215,7 @@ class CurriculumCallback(BaseCallback):
             pool = getattr(self.selfplay_env, "pool", None)
             if pool is None:
                 raise TypeError("the elo measure needs a SelfPlayVecEnv with an opponent pool")
-            return float(pool.rating(LEARNER))
+            return float(pool.rating(pool.learner_id))
         buffer = self._returns[name] if criteria.measure == "reward" else self._scores[name]
         n = max(criteria.min_lesson_length, 1)
         if not buffer:

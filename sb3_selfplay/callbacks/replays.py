@@ -201,12 +201,17 @@ class ReplayCallback(BaseCallback):
         pool = getattr(self.selfplay_env, "pool", None)
         return pool.ratings() if pool is not None else {}
 
+    def _learner_id(self) -> str:
+        pool = getattr(self.selfplay_env, "pool", None)
+        return pool.learner_id if pool is not None else LEARNER
+
     def _metadata(self, ep: RecordedEpisode, ratings: dict[str, float]) -> dict[str, Any]:
         info = ep.info
         sp = info.get("selfplay") or {}
         opponent = sp.get("opponent")
-        learner_rating = ratings.get(LEARNER)
-        opponent_rating = learner_rating if opponent in (LATEST, LEARNER) else ratings.get(opponent)
+        learner = self._learner_id()
+        learner_rating = ratings.get(learner)
+        opponent_rating = learner_rating if opponent in (LATEST, learner) else ratings.get(opponent)
         episode = info.get("episode") or {}
         return {
             "env_id": self.env_id,

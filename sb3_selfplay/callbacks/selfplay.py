@@ -7,7 +7,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_selfplay.callbacks.common import find_selfplay_env, find_vecnormalize
-from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
+from sb3_selfplay.selfplay.pool import OpponentPool
 from sb3_selfplay.selfplay.vecenv import SelfPlayVecEnv
 
 __all__ = ["SelfPlayCallback"]
@@ -22,7 +22,7 @@ class SelfPlayCallback(BaseCallback):
       ``norm_obs``, policy opponents see observations normalised with the current statistics.
     - Every ``save_steps`` learner steps: snapshots ``model.policy`` into the pool (starting at
       the learner's current rating).
-    - At each rollout end: logs ``selfplay/elo`` (the learner's rating), ``selfplay/win_rate``,
+    - At each rollout end: logs ``selfplay/elo`` (the learner's rating, ``pool.learner_id``), ``selfplay/win_rate``,
       ``draw_rate``, ``loss_rate`` and ``games`` over the games finished since the last log,
       ``selfplay/pool_size`` and the opponent mix ``selfplay/opponent_latest_frac``,
       ``opponent_bot_frac``, ``opponent_snapshot_frac``.
@@ -85,7 +85,7 @@ class SelfPlayCallback(BaseCallback):
     def _on_rollout_end(self) -> None:
         assert self.selfplay_env is not None
         results = self.selfplay_env.pop_results()
-        self.logger.record("selfplay/elo", self.pool.rating(LEARNER))
+        self.logger.record("selfplay/elo", self.pool.rating(self.pool.learner_id))
         self.logger.record("selfplay/pool_size", len(self.pool.snapshot_ids()))
         if not results:
             return

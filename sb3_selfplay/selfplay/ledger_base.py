@@ -81,14 +81,17 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _match_rows(matches: Iterable[Sequence[Any]]) -> tuple[list[tuple], bool]:
-    """Checked ``(a, b, score, step, uid)`` rows (uids drawn where missing), and whether any uid came from the caller."""
+def _match_rows(matches: Iterable[Sequence[Any]], learner: str = LEARNER) -> tuple[list[tuple], bool]:
+    """
+    Checked ``(a, b, score, step, uid)`` rows (uids drawn where missing, ``LATEST`` recorded as
+    ``learner``), and whether any uid came from the caller.
+    """
     rows, given = [], False
     for m in matches:
         if len(m) not in (3, 4, 5):
             raise ValueError(f"a match is (player_a, player_b, score_a[, learner_step[, match_uid]]), got {m!r}")
-        a = LEARNER if m[0] == LATEST else m[0]
-        b = LEARNER if m[1] == LATEST else m[1]
+        a = learner if m[0] == LATEST else m[0]
+        b = learner if m[1] == LATEST else m[1]
         step = None if len(m) < 4 or m[3] is None else int(m[3])
         uid = m[4] if len(m) == 5 else None
         if uid is None:
@@ -289,6 +292,7 @@ class LedgerBase:
         policy_class: str,
         policy_kwargs: str,
         write_file: Callable[[str, float], tuple[str, str]],
+        learner: str = LEARNER,
     ) -> str:
         """
         Add a snapshot's player and row in one transaction; ``write_file(snapshot_id, rating)``
@@ -296,6 +300,7 @@ class LedgerBase:
         inserted (a crash in between leaves a file without a row, never a row without a file).
         Tried again after a lost connection, it first looks for the row of the file it wrote.
 
+        :param learner: The player whose rating a snapshot without ``rating`` starts from.
         :return: The snapshot id (default: ``snap_<seq>_step<learner_step>``).
         """
         written: dict[str, str] = {}
@@ -318,7 +323,8 @@ class LedgerBase:
                 raise ValueError(f"player or snapshot {sid!r} already exists in {self.pool_name}")
             r = rating
             if r is None:
-                r = conn.execute("SELECT rating FROM players WHERE player_id = ?", (LEARNER,)).fetchone()[0]
+                row = conn.execute("SELECT rating FROM players WHERE player_id = ?", (learner,)).fetchone()
+                r = self.initial_rating if row is None else row[0]
             rel, digest = write_file(sid, float(r))
             written.update(id=sid, sha256=digest)
             now = time.time()
@@ -353,9 +359,10 @@ class LedgerBase:
 
     # ----------------------------------------------------------------------------- matches
 
-    def record_matches(self, matches: Iterable[Sequence[Any]], k: float, update_ratings: bool = True) -> list[tuple[float, float]]:
+    def record_matches(self, matches: Iterable[Sequence[Any]], k: float, update_ratings: bool = True,
+                       learner: str = LEARNER) -> list[tuple[float, float]]:
         """
-        Record games in one transaction, in order, with online Elo (``LATEST`` is the learner;
+        Record games in one transaction, in order, with online Elo (``LATEST`` is ``learner``;
         a game against oneself is stored unrated).
 
         :param matches: ``(player_a, player_b, score_a[, learner_step[, match_uid]])``. A game
@@ -363,9 +370,10 @@ class LedgerBase:
             ratings are returned); games without one get a fresh UUID.
         :param k: Elo K-factor (stored with every match).
         :param update_ratings: False: only log the games.
+        :param learner: The player id ``LATEST`` stands for.
         :return: Ratings of A and B after each game.
         """
-        rows, given = _match_rows(matches)
+        rows, given = _match_rows(matches, learner)
         if not rows:
             return []
         self.writable("record matches")
@@ -424,10 +432,20 @@ class LedgerBase:
         """Number of games in the ledger."""
         return int(self._query("SELECT COUNT(*) FROM matches")[0][0])
 
-    def matches(self, rated_only: bool = False) -> list[MatchRecord]:
-        """Ledger rows in recording order."""
-        where = " WHERE rated = 1" if rated_only else ""
-        rows = self._query(f"SELECT {_MATCH_COLUMNS}, {self._uid_column} FROM matches{where} ORDER BY match_id")
+    def matches(self, rated_only: bool = False, after_match_id: int | None = None) -> list[MatchRecord]:
+        """
+        Ledger rows in recording order.
+
+        :param rated_only: Only the rated games.
+        :param after_match_id: Only the rows after this ``match_id`` (an incremental read: match
+            ids grow in commit order, since every write transaction is serialised).
+        """
+        conditions, args = (["rated = 1"] if rated_only else []), []
+        if after_match_id is not None:
+            conditions.append("match_id > ?")
+            args.append(int(after_match_id))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = self._query(f"SELECT {_MATCH_COLUMNS}, {self._uid_column} FROM matches{where} ORDER BY match_id", args)
         return [MatchRecord(r[0], r[1], float(r[2]), r[3], bool(r[4]), *r[5:]) for r in rows]
 
     def recompute_ratings(self, k: float | None = None, apply: bool = False) -> dict[str, float]:

@@ -16,7 +16,7 @@ from collections.abc import Collection
 import numpy as np
 
 from sb3_selfplay.selfplay.players import PlayerBank
-from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool, PoolView, SnapshotError
+from sb3_selfplay.selfplay.pool import OpponentPool, PoolView, SnapshotError
 from sb3_selfplay.selfplay.sampling import LATEST, OpponentSampling, sample_opponents
 
 __all__ = ["OpponentDrawer"]
@@ -26,14 +26,24 @@ _MAX_REDRAWS = 8
 
 
 class _Table:
-    """Candidates of one (view, mix, unusable set), with their ratings as an array."""
+    """
+    Candidates of one (view, mix, unusable set), with their ratings as an array and the
+    strategy's parameters for them (the ``weights`` strategy: the weights of the candidates left).
+    """
 
-    def __init__(self, cands: list[str], ratings: np.ndarray, learner: float, bots: list[str]) -> None:
+    def __init__(self, cands: list[str], ratings: np.ndarray, learner: float, bots: list[str],
+                 sampling: OpponentSampling, weights: list[float] | None = None) -> None:
         self.cands = cands
         self.ratings = ratings
         self.learner = learner
         self.bots = bots  # the bots among the candidates
-        self.bot_ratings = ratings[[cands.index(b) for b in bots]] if bots else ratings[:0]
+        bot_rows = [cands.index(b) for b in bots]
+        self.bot_ratings = ratings[bot_rows] if bots else ratings[:0]
+        self.params = dict(sampling.strategy_params)
+        self.bot_params = dict(self.params)
+        if weights is not None:
+            self.params["weights"] = weights
+            self.bot_params["weights"] = [weights[i] for i in bot_rows]
 
 
 class OpponentDrawer:
@@ -64,8 +74,13 @@ class OpponentDrawer:
         key = (id(view), id(sampling), len(self.bad))  # the view and the mix are immutable: identity is enough
         if self._table is not None and key == self._key:
             return self._table
+        weights = None
         if sampling.opponents is not None:
             cands = [c for c in sampling.opponents if c not in self.bad]
+            if sampling.strategy == "weights":  # the weights of the opponents left, unless none has any
+                kept = [(c, w) for c, w in zip(sampling.opponents, sampling.strategy_params["weights"])
+                        if c not in self.bad and w > 0]
+                cands, weights = [c for c, _ in kept], [w for _, w in kept]
         else:
             bots = self.game_bots if sampling.bots is None else sampling.bots
             snaps = view.snapshots if view is not None else ()
@@ -75,8 +90,10 @@ class OpponentDrawer:
         table = _Table(
             cands,
             np.array([ratings.get(c, initial) for c in cands], dtype=np.float64),
-            float(ratings.get(LEARNER, initial)),
+            float(ratings.get(self.pool.learner_id, initial) if self.pool is not None else initial),
             [c for c in cands if c in self.game_bots],
+            sampling,
+            weights,
         )
         self._key, self._table, self._keep = key, table, (view, sampling)  # keep them alive: ids stay unique
         return table
@@ -92,7 +109,6 @@ class OpponentDrawer:
             ``PRAGMA data_version``); False right after this step's write, which checked.
         """
         table = self._candidates(sampling, check)
-        params = dict(sampling.strategy_params)
         out = self._draw_bots(k, table, sampling, rng)
         for attempt in range(_MAX_REDRAWS):
             if len(out) == k:
@@ -100,7 +116,7 @@ class OpponentDrawer:
             if attempt:  # unloadable snapshots were dropped: the candidates changed
                 table = self._candidates(sampling, check=False)
             ids = sample_opponents(table.cands, table.ratings, table.learner, sampling.strategy, k - len(out), rng,
-                                   latest_ratio=sampling.latest_ratio, **params)
+                                   latest_ratio=sampling.latest_ratio, **table.params)
             bad = self._load_new(ids)
             out += [i for i in ids if i not in bad] if bad else ids
         out += [LATEST] * (k - len(out))
@@ -130,4 +146,4 @@ class OpponentDrawer:
         if n_bots == 0 or not table.bots:
             return []
         return sample_opponents(table.bots, table.bot_ratings, table.learner, sampling.strategy, n_bots, rng,
-                                **dict(sampling.strategy_params))
+                                **table.bot_params)

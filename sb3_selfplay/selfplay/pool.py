@@ -110,7 +110,7 @@ class OpponentPool:
     """
     Snapshots of past policies and scripted bots, with online Elo ratings and a match ledger.
 
-    Players are the learner (id ``"learner"``), snapshots (``add_snapshot``) and bots
+    Players are the learner (id ``learner_id``, default ``"learner"``), snapshots (``add_snapshot``) and bots
     (``add_player``). Safe to share between processes (and, with PostgreSQL, machines): each
     write is one transaction that serialises against every other writer (SQLite: WAL mode,
     ``busy_timeout``; PostgreSQL: a counter row), and a pool object re-opens its connection
@@ -136,6 +136,10 @@ class OpponentPool:
         default: the filesystem's environment variables (``AWS_ENDPOINT_URL``, ...).
     :param retry_for: PostgreSQL: seconds to keep retrying, with backoff, after the connection
         is lost (a server restart), before a :class:`PoolError`.
+    :param learner_id: The player id of this process's learner (default ``"learner"``): its games
+        are recorded under it (``LATEST`` included), its rating is its own and new snapshots start
+        from it. Several learners share one pool with ids of their own (a league's
+        ``main_agent_0``, ``main_exploiter_0``); a new id gets a player row of kind ``"learner"``.
     :raises LedgerError: the ledger is damaged, or empty or missing beside snapshot files.
     :raises PoolError: a bad URL, an unreachable database or snapshot store (one line naming
         the URL, password masked).
@@ -154,6 +158,7 @@ class OpponentPool:
         snapshots: str | os.PathLike[str] | None = None,
         storage_options: Mapping[str, Any] | None = None,
         retry_for: float = 60.0,
+        learner_id: str = LEARNER,
     ) -> None:
         if window is not None and window < 1:
             raise ValueError(f"window must be >= 1 or None, got {window}")
@@ -176,7 +181,11 @@ class OpponentPool:
             raise PoolError(f"pool folder {self.location.folder} not found")
         self.store: SnapshotStorage = self._open_store()
         self.store.clean_tmp()
+        #: The player id of this process's learner.
+        self.learner_id = _check_id(learner_id)
         self.ledger: LedgerBase = self._open_ledger(timeout, synchronous, initial_rating, retry_for)
+        if learner_id != LEARNER and not self.read_only:
+            self.ledger.add_player(learner_id, "learner")
         self._verified: set[tuple[str, str]] = set()
         self._bad: set[str] = set()
         self._problems: dict[tuple[str, str, str], str | None] = {}  # (id, file, sha256) -> first-sight problem
@@ -255,7 +264,8 @@ class OpponentPool:
         ro = ", read_only=True" if self.read_only else ""
         store = self.location.snapshots
         snaps = "" if store == self.location.folder else f", snapshots={mask_url(str(store))!r}"
-        return f"OpponentPool({self.name!r}{snaps}, k={self.k}, window={self.window}{ro})"
+        who = "" if self.learner_id == LEARNER else f", learner_id={self.learner_id!r}"
+        return f"OpponentPool({self.name!r}{snaps}, k={self.k}, window={self.window}{who}{ro})"
 
     # ----------------------------------------------------------------------------- players
 
@@ -302,7 +312,7 @@ class OpponentPool:
         :param policy: A policy of a registered class (``register_policy_class``), SB3-style
             (``_get_constructor_parameters``) or with its constructor arguments as same-named attributes.
         :param learner_step: Learner timestep now.
-        :param rating: Rating of the new snapshot (default: the learner's current rating).
+        :param rating: Rating of the new snapshot (default: the learner's (``learner_id``) current rating).
         :param snapshot_id: Id to use (default: ``snap_<seq>_step<learner_step>``).
         :return: The snapshot id.
         :raises ValueError: unregistered class or kwargs, or a policy its kwargs do not rebuild.
@@ -322,7 +332,7 @@ class OpponentPool:
             return self.store.write(sid, encode_snapshot(state, meta))
 
         snapshot_id = self.ledger.add_snapshot(snapshot_id, int(learner_step), rating, class_name, kwargs_json,
-                                               write_file)
+                                               write_file, learner=self.learner_id)
         self._bad.discard(snapshot_id)
         return snapshot_id
 
@@ -458,7 +468,7 @@ class OpponentPool:
         """
         Append one game to the ledger and update both players' online Elo, atomically.
 
-        ``LATEST`` is recorded as the learner; a game of a player against itself is stored
+        ``LATEST`` is recorded as the learner (``learner_id``); a game of a player against itself is stored
         unrated (it carries no rating information).
 
         :param player_a: First player.
@@ -487,15 +497,19 @@ class OpponentPool:
         :return: Ratings of A and B after each game.
         :raises PoolError: the pool is read-only.
         """
-        return self.ledger.record_matches(matches, self.k, update_ratings=update_ratings)
+        return self.ledger.record_matches(matches, self.k, update_ratings=update_ratings, learner=self.learner_id)
 
     def num_matches(self) -> int:
         """Number of games in the ledger."""
         return self.ledger.num_matches()
 
-    def matches(self, rated_only: bool = False) -> list[MatchRecord]:
-        """Ledger rows in recording order (can be passed to ``fit_bradley_terry`` as they are)."""
-        return self.ledger.matches(rated_only)
+    def matches(self, rated_only: bool = False, after_match_id: int | None = None) -> list[MatchRecord]:
+        """
+        Ledger rows in recording order (can be passed to ``fit_bradley_terry`` as they are).
+
+        :param after_match_id: Only the rows after this ``match_id`` (an incremental read).
+        """
+        return self.ledger.matches(rated_only, after_match_id)
 
     def recompute_ratings(self, k: float | None = None, apply: bool = False) -> dict[str, float]:
         """
@@ -542,7 +556,7 @@ class OpponentPool:
         view = self.view()
         candidates = [*(view.bots if include_bots else ()), *view.snapshots]
         ratings = view.ratings
-        learner = ratings.get(LEARNER, self.initial_rating)
+        learner = ratings.get(self.learner_id, self.initial_rating)
         return sample_opponents(
             candidates,
             [ratings[c] for c in candidates],

@@ -25,14 +25,15 @@ __all__ = ["GameResults", "opponent_kind"]
 _OUTCOMES = {1.0: "win", 0.5: "draw", 0.0: "loss"}
 
 
-def opponent_kind(opponent_id: str, bot_names: Collection[str]) -> str:
+def opponent_kind(opponent_id: str, bot_names: Collection[str], learner_id: str = LEARNER) -> str:
     """
     :param opponent_id: An opponent id.
     :param bot_names: The game's bot names (e.g. ``game_bots(game)``).
+    :param learner_id: The learner's player id (``LATEST`` or it: the current weights).
     :return: ``"latest"`` (current learner weights), ``"bot"`` (one of ``bot_names``) or
         ``"snapshot"`` (anything else).
     """
-    if opponent_id in (LATEST, LEARNER):
+    if opponent_id in (LATEST, learner_id):
         return "latest"
     if opponent_id in bot_names:
         return "bot"
@@ -55,6 +56,7 @@ class GameResults:
         self.t0 = np.full(game.num_envs, time.time())  # when each env's episode started
         self.results: list[dict[str, Any]] = []
         self.pending: list[tuple] = []  # ledger rows of this step's games
+        self.learner_id = pool.learner_id if pool is not None else LEARNER
 
     def start(self, idx: np.ndarray) -> None:
         """Episodes start in the envs ``idx``."""
@@ -87,7 +89,7 @@ class GameResults:
             ep = g.get("episode", {})
             r = ep.get("r", [0.0, 0.0])
             length = int(ep.get("l", 0))
-            kind = opponent_kind(opp, self.bot_names)
+            kind = opponent_kind(opp, self.bot_names, self.learner_id)
             info: dict[str, Any] = {
                 "terminal_observation": np.asarray(g["terminal_observation"][seat]),
                 "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
@@ -102,7 +104,7 @@ class GameResults:
             infos[i] = info
             self.results.append({"opponent": opp, "kind": kind, "seat": seat, "outcome": _OUTCOMES[score],
                                  "score": score, "length": length})
-            self.pending.append((LEARNER, opp, score, learner_step))
+            self.pending.append((self.learner_id, opp, score, learner_step))
 
     def flush(self, record: bool) -> bool:
         """

@@ -7,7 +7,10 @@ the chosen strategy with games against the current learner weights (ML-Agents'
 
 :class:`OpponentSampling` is the whole opponent mix of a self-play env as one frozen value,
 validated once when it is built; ``SelfPlayVecEnv.configure`` applies one (the YAML settings
-and the curriculum build theirs with it).
+and the curriculum build theirs with it). The ``weights`` strategy draws from a fixed
+distribution over a fixed ``opponents`` list (``strategy_params={"weights": [...]}``, aligned
+with it; ``LATEST`` may be one of the opponents): how a league role applies the distribution its
+matchmaking computed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "sample_opponents",
     "strategy_parameters",
     "uniform_probs",
+    "weights_probs",
 ]
 
 #: Opponent id meaning "the current learner weights" (not a pool member).
@@ -114,12 +118,46 @@ def pfsp_probs(
     return w / total
 
 
+def weights_probs(
+    learner_rating: float,
+    ratings: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    weights: Sequence[float] | None = None,
+) -> np.ndarray:
+    """
+    A fixed distribution: the candidates' ``weights`` normalised (e.g. a league role's
+    matchmaking). Use it with a fixed ``opponents`` list, the weights aligned with it.
+
+    :param weights: One non-negative weight per candidate, with a positive sum (None: uniform).
+    """
+    if weights is None:
+        return uniform_probs(learner_rating, ratings, rng)
+    w = check_weights(weights)
+    if len(w) != len(ratings):
+        raise ValueError(f"weights sampling: {len(w)} weights for {len(ratings)} candidates")
+    return w / w.sum() if len(w) else w
+
+
+def check_weights(weights: Any) -> np.ndarray:
+    """``weights`` as a float array if they are finite, non-negative numbers with a positive sum (or none at all)."""
+    if isinstance(weights, (str, bytes, Mapping)) or not isinstance(weights, (Sequence, np.ndarray)):
+        raise ValueError(f"weights must be a list of numbers, got {weights!r}")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) for v in weights):
+        raise ValueError(f"weights must be a list of numbers, got {list(weights)!r}")
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) and (not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0):
+        raise ValueError(f"weights must be finite, >= 0 and not all 0, got {w.tolist()}")
+    return w
+
+
 #: Strategy name -> probability function. Add entries to register a new strategy.
 OPPONENT_SAMPLERS: dict[str, Sampler] = {
     "latest": latest_probs,
     "uniform": uniform_probs,
     "elo": elo_probs,
     "pfsp": pfsp_probs,
+    "weights": weights_probs,
 }
 
 
@@ -227,7 +265,8 @@ class OpponentSampling:
     """A fixed, non-empty list of opponent ids (bots, snapshots, registered players) to draw from
     instead of the bots and the pool's active window; None: those."""
     strategy_params: Mapping[str, Any] = field(default_factory=dict)
-    """Parameters of the strategy (``temperature`` for ``elo``; ``weighting``, ``k`` for ``pfsp``)."""
+    """Parameters of the strategy (``temperature`` for ``elo``; ``weighting``, ``k`` for ``pfsp``;
+    ``weights`` for ``weights``: one per entry of ``opponents``)."""
 
     def __post_init__(self) -> None:
         get_sampler(self.strategy)
@@ -251,10 +290,35 @@ class OpponentSampling:
                 f"OpponentSampling: unknown parameter(s) {', '.join(map(repr, unknown))} for strategy "
                 f"{self.strategy!r}; its parameters: {', '.join(known) or '(none)'}"
             )
+        if self.strategy == "weights":
+            params = {"weights": self._checked_weights(params)}
         params = MappingProxyType(dict(params))
         object.__setattr__(self, "strategy_params", params)
-        # Check the parameter values once (e.g. a temperature <= 0) on a one-candidate draw.
-        get_sampler(self.strategy)(1200.0, np.array([1200.0]), np.random.default_rng(0), **params)
+        if self.strategy != "weights":
+            # Check the parameter values once (e.g. a temperature <= 0) on a one-candidate draw.
+            get_sampler(self.strategy)(1200.0, np.array([1200.0]), np.random.default_rng(0), **params)
+
+    def _checked_weights(self, params: Mapping[str, Any]) -> tuple[float, ...]:
+        """The ``weights`` strategy's weights: one per opponent of a fixed list, checked."""
+        if self.opponents is None or "weights" not in params:
+            raise ValueError("OpponentSampling: the weights strategy needs a fixed opponents list and "
+                             "strategy_params={'weights': [...]} with one weight per opponent")
+        try:
+            w = check_weights(params["weights"])
+        except ValueError as exc:
+            raise ValueError(f"OpponentSampling: {exc}") from None
+        if len(w) != len(self.opponents):
+            raise ValueError(f"OpponentSampling: {len(w)} weights for {len(self.opponents)} opponents")
+        return tuple(float(v) for v in w)
+
+    def weight_of(self) -> dict[str, float]:
+        """The ``weights`` strategy: opponent id -> weight (repeated ids add up); other strategies: empty."""
+        if self.strategy != "weights" or self.opponents is None:
+            return {}
+        out: dict[str, float] = {}
+        for opp, w in zip(self.opponents, self.strategy_params["weights"]):
+            out[opp] = out.get(opp, 0.0) + w
+        return out
 
     def replace(self, **changes: Any) -> OpponentSampling:
         """
@@ -278,5 +342,5 @@ class OpponentSampling:
             "bot_ratio": self.bot_ratio,
             "bots": None if self.bots is None else list(self.bots),
             "opponents": None if self.opponents is None else list(self.opponents),
-            "strategy_params": dict(self.strategy_params),
+            "strategy_params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.strategy_params.items()},
         }
