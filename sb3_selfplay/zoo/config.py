@@ -48,11 +48,11 @@ __all__ = [
 ]
 
 #: Sections of a hyperparameter entry that hold their own settings.
-SECTIONS = ("selfplay", "curriculum", "replays", "metrics")
+SECTIONS = ("selfplay", "curriculum", "replays", "metrics", "league")
 #: Top-level keys of an entry besides the algorithm's keyword arguments and the sections.
 _TOP_LEVEL = ("policy", "n_timesteps", "n_envs", "normalize", "env_kwargs", "policy_kwargs")
 #: Sections whose keys ``-params section.key:value`` may set one by one.
-_NESTED = ("selfplay", "replays", "metrics", "policy_kwargs", "env_kwargs")
+_NESTED = ("selfplay", "replays", "metrics", "policy_kwargs", "env_kwargs", "league")
 #: The seed's spellings of recurrent options -> policy_kwargs keys.
 _SEED_POLICY_KEYS = {"lstm_hidden_size": "lstm_hidden_size", "lstm_num_layers": "n_lstm_layers"}
 #: Types of the common policy kwargs, checked before any model is built.
@@ -236,13 +236,23 @@ def parse_overrides(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Set ``key`` or ``section.key`` (for selfplay, replays, metrics, policy_kwargs, env_kwargs) values."""
+    """
+    Set ``key`` or ``section.key`` (for selfplay, replays, metrics, policy_kwargs, env_kwargs, league)
+    values; ``league.<role>.key`` sets a key of a role's sub-section.
+    """
     out = dict(raw)
     for key, value in overrides.items():
         head, dot, rest = key.partition(".")
         if dot and head in _NESTED:
             section = out.get(head)
-            out[head] = {**(section if isinstance(section, Mapping) else {}), rest: value}
+            section = dict(section) if isinstance(section, Mapping) else {}
+            role, dot2, sub = rest.partition(".")
+            if head == "league" and dot2:
+                inner = section.get(role)
+                section[role] = {**(inner if isinstance(inner, Mapping) else {}), sub: value}
+            else:
+                section[rest] = value
+            out[head] = section
         else:
             out[key] = value
     return out

@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from sb3_selfplay.callbacks.curriculum import Lesson, check_lessons
+from sb3_selfplay.league.roles import LeagueSettings
 from sb3_selfplay.selfplay.locations import pool_location
 from sb3_selfplay.selfplay.sampling import OpponentSampling
 from sb3_selfplay.zoo.resolve import ALGOS, parse_schedule
@@ -257,6 +258,8 @@ class ExperimentSettings(_Settings):
     """Keep the best games as replay files."""
     metrics: MetricsSettings | None = None
     """Log the game's behaviour metrics and reward components."""
+    league: LeagueSettings | None = None
+    """A league (AlphaStar roles sharing one pool): ``train --role``, ``league run``; needs ``selfplay``."""
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentSettings:
@@ -268,6 +271,8 @@ class ExperimentSettings(_Settings):
                 raise ValueError(f"{used[0]} is a RecurrentPPO option (--algo rppo), not accepted by {self.algo}")
         for name, lessons in (self.curriculum or {}).items():
             check_lessons(name, lessons)
+        if self.league is not None and self.selfplay is None:
+            raise ValueError("league: a league needs a self-play game (a selfplay section)")
         return self
 
     @property
