@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "plot": "plot a run: learning curve, Elo, win rates, reward components",
     "export": "export an agent as ONNX/TorchScript: state as inputs and outputs, VecNormalize folded in",
     "pool": "check a run's opponent pool, or repair a damaged ledger from its snapshot files",
+    "league": "run a league (main agents, exploiters) on Ray, or print its ratings and payoff matrix",
 }
 """Command name -> one-line summary; the code is ``sb3_selfplay.zoo.commands.<name>``."""
 
