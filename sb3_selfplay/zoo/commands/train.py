@@ -7,6 +7,8 @@
     sb3-selfplay train --algo rppo --env Duel-v0 -i logs/rppo/Duel-v0_1/rl_model_100000_steps.zip --trust-pickle
     sb3-selfplay train --algo rppo --env Duel-v0 -optimize --n-trials 50 --storage study.log
     sb3-selfplay train --algo rppo --env Duel-v0 --pool "postgresql://me@db/league?snapshots=s3://bucket/league"
+    sb3-selfplay train --algo rppo --env Duel-v0 --pool "postgresql://me@db/league?snapshots=s3://bucket/league" \
+        --role main_exploiter --role-index 0      # one league player as a plain process
 
 (``python zoo_scripts/train.py ...`` and ``python -m sb3_selfplay train ...`` are the same.)
 Runs go to ``<log-folder>/<algo>/<env>_<N>/``. Without ``-conf`` the hyperparameters come from the
@@ -21,6 +23,12 @@ without unpickling (a readable zip of this algorithm and env).
 ``--pool`` (or ``selfplay.pool`` in the YAML) puts the opponent pool elsewhere than the run
 folder's ``pool/``: a folder, or a PostgreSQL ledger with snapshots in an object store, shared by
 every process given the same URL. ``-i`` from such a run keeps using its pool (nothing is copied).
+
+``--role R [--role-index N]`` runs one player of a league (``main_agent``, ``main_exploiter``,
+``league_exploiter``; the entry's ``league:`` section, else its defaults) against a shared pool
+(``--pool`` or ``selfplay.pool``): its run folder is ``<log-folder>/<algo>/<env>_league/<R>_<N>/``,
+and started again (after a crash, or with a larger ``-n``) it resumes from its last snapshot in the
+pool. One process per player, e.g. one Slurm job or Kubernetes pod each.
 """
 
 from __future__ import annotations
@@ -72,6 +80,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--pool", default=None, metavar="URL",
                    help="opponent pool (selfplay.pool): a folder, or postgresql://user@host/db?snapshots=s3://bucket/prefix "
                         "shared by many processes (default: the run folder's pool/; -i: the pool of the run continued)")
+    p.add_argument("--role", default=None, metavar="ROLE",
+                   help="run one league player: main_agent, main_exploiter or league_exploiter (needs a shared --pool)")
+    p.add_argument("--role-index", type=int, default=0, metavar="N", help="the player's index within its role")
     p.add_argument("--trust-pickle", action="store_true",
                    help="needed by -i: resuming reads the model (and its vecnormalize.pkl) with SB3's loader, which "
                         "unpickles it and can run code, so only resume runs you trust; also reads model files of the "
@@ -168,6 +179,32 @@ def _recorded_pool(trained_agent: str, env_id: str, verbose: int = 1) -> str | N
     return pool
 
 
+def _check_role_flags(args: argparse.Namespace) -> None:
+    """``--role`` with a flag that does not apply to a league player: a one-line :class:`ConfigError`."""
+    for flag, used in (("-optimize", args.optimize), ("-i", args.trained_agent), ("--report", args.report)):
+        if used:
+            raise ConfigError(f"--role: {flag} does not apply to a league player (it resumes from its last snapshot "
+                              "in the pool)")
+
+
+def _run_role(settings: ExperimentSettings, options: RunOptions, args: argparse.Namespace, budget: int | None) -> int:
+    """``--role``: one league player against the shared pool (see :func:`~sb3_selfplay.zoo.league_role.train_role`)."""
+    from sb3_selfplay.zoo.league_role import check_role, train_role
+
+    check_role(settings, args.role, args.role_index)
+    assert settings.selfplay is not None
+    pool = settings.selfplay.pool
+    if pool is None:
+        raise ConfigError("--role: a league player needs the pool it shares with the others: --pool URL "
+                          "(or selfplay.pool in the YAML)")
+    try:
+        last = train_role(settings, options, args.role, args.role_index, pool, budget)
+    except PoolError as exc:
+        raise ConfigError(f"--role: {' '.join(str(exc).split())}") from None
+    print(f"{args.role}_{args.role_index}: last snapshot {last} in {mask_url(pool)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """Run ``train``; returns the exit status (0 ok, 1 training stopped or debug check failed, 2 bad config)."""
     parser = build_parser(prog)
@@ -186,8 +223,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
             settings = replace_settings(settings, n_timesteps=budget)
         if args.debug:
             settings = debug_settings(settings, args.debug_ticks)
+        if args.role is not None:
+            _check_role_flags(args)
         settings = with_pool(settings, args)
         options = run_options(args, seed)
+        if args.role is not None:
+            return _run_role(settings, options, args, budget)
         if args.verbose >= 1:
             print(f"Seed: {seed}")
         if args.optimize:
