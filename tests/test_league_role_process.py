@@ -160,3 +160,20 @@ def test_train_role_cli_runs_one_player(tmp_path, hyperparams, capsys):
     pool = OpponentPool(tmp_path / "pool", read_only=True)
     assert pool.player_ids("learner") == ["learner", "main_agent_0"]
     assert all(m.player_b in (LATEST, "main_agent_0") or owner_of(m.player_b) == "main_agent_0" for m in pool.matches())
+
+
+def test_roles_share_a_postgres_and_s3_pool(tmp_path, hyperparams, monkeypatch):
+    from pool_services import make_backend
+
+    backend = make_backend("postgres+s3", tmp_path)
+    for name, value in backend.env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_hyperparams(hyperparams, "Duel-v0", "rppo")
+    assert train_role(settings, options(tmp_path), "main_agent", 0, backend.location, 64) == "main_agent_0.0002"
+    assert train_role(settings, options(tmp_path), "main_exploiter", 0, backend.location, 64) == "main_exploiter_0.0002"
+    pool = backend.open()
+    rows = pool.matches()
+    assert {m.player_b for m in rows if m.player_a == "main_exploiter_0"} == {"main_agent_0.0002"}
+    assert pool.player_ids("learner") == ["learner", "main_agent_0", "main_exploiter_0"]
+    assert backend.snapshot_names() == [f"{s}.pt" for s in sorted(pool.snapshot_ids())]
+    backend.check_integrity()

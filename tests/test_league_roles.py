@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pool_services import BACKENDS, make_backend
 
 from sb3_selfplay.league import LeagueSettings, PayoffTable
 from sb3_selfplay.league.naming import (
@@ -171,9 +172,15 @@ def _policy():
     return ActorCriticPolicy(spaces.Box(-1, 1, (4,)), spaces.Discrete(3), lambda _: 3e-4, net_arch=[8])
 
 
-def test_two_learners_share_one_sqlite_pool_under_their_own_ids(tmp_path):
-    main = OpponentPool(tmp_path / "pool", learner_id="main_agent_0")
-    expl = OpponentPool(tmp_path / "pool", learner_id="main_exploiter_0")
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path):
+    """A new, empty pool location on each backend: a folder; PostgreSQL + S3 (moto)."""
+    return make_backend(request.param, tmp_path)
+
+
+def test_two_learners_share_one_pool_under_their_own_ids(backend):
+    main = backend.open(learner_id="main_agent_0")
+    expl = backend.open(learner_id="main_exploiter_0")
     assert main.player_ids("learner") == ["learner", "main_agent_0", "main_exploiter_0"]
     main.add_player("hunter")
     snap = main.add_snapshot(_policy(), learner_step=0, snapshot_id="main_agent_0.0001")
@@ -189,14 +196,21 @@ def test_two_learners_share_one_sqlite_pool_under_their_own_ids(tmp_path):
     snap2 = expl.add_snapshot(_policy(), learner_step=6, snapshot_id="main_exploiter_0.0001")
     assert expl.rating(snap2) == pytest.approx(ratings["main_exploiter_0"])
     # Incremental reads.
-    assert [m.match_id for m in main.matches(after_match_id=2)] == [3, 4]
-    assert main.matches(after_match_id=4) == []
-    assert [m.match_id for m in main.matches(rated_only=True, after_match_id=1)] == [3, 4]
+    ids = [m.match_id for m in main.matches()]
+    assert ids == sorted(ids) and len(ids) == 4
+    assert [m.match_id for m in main.matches(after_match_id=ids[1])] == ids[2:]
+    assert main.matches(after_match_id=ids[-1]) == []
+    assert [m.match_id for m in main.matches(rated_only=True, after_match_id=ids[0])] == ids[2:]
+    table = PayoffTable()
+    assert table.refresh(main) == 3 and table.refresh(expl) == 0  # the game against itself is left out
+    assert table.winrate("main_exploiter_0", snap) > 0.5
     assert "learner_id='main_agent_0'" in repr(main)
     with pytest.raises(ValueError, match="invalid id"):
-        OpponentPool(tmp_path / "pool", learner_id="bad id")
+        backend.open(learner_id="bad id")
     with pytest.raises(ValueError, match="already exists with kind 'snapshot'"):
-        OpponentPool(tmp_path / "pool", learner_id=snap)
+        backend.open(learner_id=snap)
+    main.close()
+    expl.close()
 
 
 def test_selfplay_env_records_under_the_pools_learner_id(tmp_path):
