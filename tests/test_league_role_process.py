@@ -79,7 +79,8 @@ def test_two_roles_share_a_pool_and_a_killed_exploiter_resumes(tmp_path, hyperpa
     assert main_rows and {m.player_a for m in main_rows} == {"main_agent_0"}
     assert {owner_of(m.player_b) for m in main_rows} == {"main_agent_0"}  # its past selves and LATEST (itself)
     assert (role_run_dir(settings, opts, "main_agent_0") / "Duel-v0.zip").is_file()
-    assert (role_run_dir(settings, opts, "main_agent_0") / "progress.csv").is_file()
+    header = (role_run_dir(settings, opts, "main_agent_0") / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"league/opponents", "league/latest_share", "league/snapshots", "selfplay/elo"} <= set(header)
 
     # The main exploiter plays the main agent's latest snapshot; killed at step 150 (after its snapshot at 128).
     probe = Probe(crash_at=150)

@@ -63,8 +63,9 @@ def check_role(settings: ExperimentSettings, role: str, index: int) -> tuple[Lea
     league = settings.league or LeagueSettings()
     count = league.role(role).count
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-        raise ConfigError(f"--role-index {index}: league.{role}.count is {count} "
-                          f"(indices 0-{count - 1})" if count else f"--role {role}: league.{role}.count is 0")
+        raise ConfigError(f"--role-index {index}: league.{role}.count is {count} (indices 0-{count - 1})" if count else
+                          f"--role {role}: league.{role}.count is 0 (set it in the YAML's league section or with "
+                          f"-params league.{role}.count:1)")
     return league, player_id(role, index)
 
 
