@@ -40,7 +40,8 @@ from sb3_selfplay.selfplay.locations import mask_url, pool_location
 from sb3_selfplay.selfplay.pool import OpponentPool
 from sb3_selfplay.zoo.settings import ConfigError, ExperimentSettings, RunOptions
 
-__all__ = ["LeagueResult", "import_ray", "league_roles", "open_league_pool", "run_league", "shared_pool_problem"]
+__all__ = ["LeagueResult", "import_ray", "league_roles", "open_league_pool", "run_league", "shared_pool_problem",
+           "submit_evaluation"]
 
 #: Environment variables forwarded to every Ray worker when set in the driver (where the object store is).
 FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE")
@@ -129,6 +130,19 @@ def _evaluation_task(settings: ExperimentSettings, pool: str, pairs: Sequence[Ev
                               after_pair=after_pair)
 
 
+def submit_evaluation(ray: Any, settings: ExperimentSettings, pool: str, pairs: Sequence[EvalPair], *,
+                      device: str = "cpu", num_cpus: float = 1.0, max_retries: int = 3, pid_dir: str | None = None,
+                      after_pair: Any = None) -> Any:
+    """
+    One evaluation round as a Ray task (run again up to ``max_retries`` times if its process
+    dies); returns its object ref (the number of games played).
+
+    :param after_pair: Called in the worker after each pair is recorded (see :func:`evaluate_pairs`).
+    """
+    task = ray.remote(max_retries=max_retries)(_evaluation_task)
+    return task.options(num_cpus=num_cpus).remote(settings, pool, pairs, device, pid_dir, after_pair)
+
+
 @dataclass
 class LeagueResult:
     """What :func:`run_league` leaves behind."""
@@ -213,7 +227,6 @@ def run_league(
         for bot in bots:  # the evaluation's bots, and the tables before the learners race to make them
             reader.add_player(bot, "bot")
         role_actor = ray.remote(max_restarts=-1, max_task_retries=-1)(_RoleActor)
-        evaluation = ray.remote(max_retries=eval_max_retries)(_evaluation_task)
         training: dict[Any, str] = {}
         for role, index, cpus, gpus in players:
             actor = role_actor.options(num_cpus=cpus, num_gpus=gpus).remote(
@@ -227,8 +240,8 @@ def run_league(
                 pairs = _next_round(reader, bots, eval_games, eval_pairs)
                 if not pairs:
                     return None
-                ref = evaluation.options(num_cpus=eval_num_cpus).remote(settings, pool, pairs, device, pid_folder)
-                return ref, pairs
+                return submit_evaluation(ray, settings, pool, pairs, device=device, num_cpus=eval_num_cpus,
+                                         max_retries=eval_max_retries, pid_dir=pid_folder), pairs
 
             def collect(ref: Any, pairs: list[EvalPair]) -> None:
                 result.eval_games += int(ray.get(ref))
