@@ -80,8 +80,8 @@ class Budget:
 
 QUICK = Budget(steps=2048, n_envs=8, n_steps=32, batch_size=128, hidden=16, snapshots_per_player=2,
                exploiter_steps=1024, checks=2, exploit_games=16, games=4, snapshots=1, eval_games=4, eval_interval=5.0)
-DEFAULT = Budget(steps=150_000, n_envs=16, n_steps=64, batch_size=512, hidden=64, snapshots_per_player=6,
-                 exploiter_steps=100_000, checks=4, exploit_games=100, games=40, snapshots=3, eval_games=20,
+DEFAULT = Budget(steps=200_000, n_envs=16, n_steps=64, batch_size=512, hidden=64, snapshots_per_player=6,
+                 exploiter_steps=150_000, checks=4, exploit_games=100, games=40, snapshots=3, eval_games=20,
                  eval_interval=60.0)
 
 

@@ -24,8 +24,10 @@ works only for a local Ray instance on one machine.
 
 from __future__ import annotations
 
+import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +164,23 @@ def _next_round(reader: OpponentPool, bots: Sequence[str], games: int, max_pairs
     return pick_pairs(reader.snapshot_ids(), bots, reader.matches(), owner_of, games, max_pairs)
 
 
+def _cause(exc: BaseException) -> str:
+    """The one-line message of the exception a Ray task raised (its cause), else of ``exc``."""
+    cause = getattr(exc, "cause", None)
+    return " ".join(str(cause if isinstance(cause, BaseException) else exc).split())
+
+
+def _trained(ray: Any, ref: Any, player: str) -> str:
+    """A player's final snapshot id; a one-line ConfigError/PoolError naming the player if its training raised one."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, ConfigError | PoolError):
+            raise type(cause)(f"{player}: {_cause(exc)}") from None
+        raise
+
+
 def run_league(
     settings: ExperimentSettings,
     options: RunOptions,
@@ -174,7 +193,7 @@ def run_league(
     eval_interval: float = 30.0,
     final_rounds: int = 1,
     eval_bots: Sequence[str] | None = None,
-    eval_num_cpus: float = 1.0,
+    eval_num_cpus: float = 0.5,
     eval_max_retries: int = 3,
     num_cpus: int | None = None,
     env_vars: Mapping[str, str] | None = None,
@@ -200,7 +219,8 @@ def run_league(
     :param eval_bots: Bots that the snapshots are also evaluated against (None: all of the game's bots).
     :param eval_num_cpus: CPUs an evaluation task asks Ray for.
     :param eval_max_retries: Times Ray runs an evaluation task again after its process died.
-    :param num_cpus: CPUs of a local instance (None: all).
+    :param num_cpus: Logical CPUs of a local instance (None: the cores, or more where the players and
+        one evaluation task need more: then they share the cores rather than wait for each other).
     :param env_vars: More environment variables of every worker (with :data:`FORWARDED_ENV` as set here).
     :param pid_dir: A folder (on this machine) where each actor appends its pid to
         ``<player_id>.pid`` at every start, and evaluation tasks to ``evaluator.pid``.
@@ -216,6 +236,8 @@ def run_league(
     forwarded = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
     forwarded.update(env_vars or {})
     started = not ray.is_initialized()
+    if started and address is None and num_cpus is None:  # every player and one evaluation task fit, cores shared
+        num_cpus = max(os.cpu_count() or 1, math.ceil(sum(cpus for *_, cpus, _ in players) + eval_num_cpus))
     if started:
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=log_to_driver, runtime_env={"env_vars": forwarded} if forwarded else None)
@@ -244,7 +266,11 @@ def run_league(
                                          max_retries=eval_max_retries, pid_dir=pid_folder), pairs
 
             def collect(ref: Any, pairs: list[EvalPair]) -> None:
-                result.eval_games += int(ray.get(ref))
+                try:
+                    result.eval_games += int(ray.get(ref))
+                except ray.exceptions.RayError as exc:  # an unloadable snapshot, retries used up: training goes on
+                    warnings.warn(f"league: an evaluation round failed: {_cause(exc)}", RuntimeWarning, stacklevel=2)
+                    return
                 result.eval_rounds += 1
                 result.pairs += pairs
 
@@ -263,7 +289,7 @@ def run_league(
                         collect(*in_flight)
                         in_flight = None
                     else:
-                        result.final_snapshots[training[ref]] = ray.get(ref)  # a failed player raises here
+                        result.final_snapshots[training[ref]] = _trained(ray, ref, training[ref])
                         pending.remove(ref)
             if in_flight is not None:
                 collect(*in_flight)

@@ -69,8 +69,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--eval-pairs", type=int, default=6, help="pairs per evaluation round")
     run.add_argument("--eval-interval", type=float, default=60.0, help="seconds between evaluation rounds")
     run.add_argument("--final-rounds", type=int, default=2, help="evaluation rounds after the learners finished")
-    run.add_argument("--eval-cpus", type=float, default=1.0, help="CPUs an evaluation task asks Ray for")
-    run.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (default: all)")
+    run.add_argument("--eval-cpus", type=float, default=0.5, help="CPUs an evaluation task asks Ray for")
+    run.add_argument("--num-cpus", type=int, default=None,
+                     help="logical CPUs of a local Ray instance (default: the cores, or as many as the players and "
+                          "one evaluation task ask for)")
     run.add_argument("--forward-env", nargs="+", default=[], metavar="NAME",
                      help="environment variables of this shell given to every Ray worker (e.g. AWS_ACCESS_KEY_ID); "
                           "AWS_ENDPOINT_URL and the region are forwarded when set")
