@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +33,8 @@ from sb3_selfplay.zoo.commands.league import main as league_main
 from sb3_selfplay.zoo.config import load_hyperparams
 from sb3_selfplay.zoo.league_ray import run_league, submit_evaluation
 from sb3_selfplay.zoo.settings import RunOptions
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: A tiny Duel league: short games (32 ticks), a small LSTM, rollouts of 64 steps.
 TINY = {
@@ -227,9 +231,19 @@ def test_a_killed_learner_is_restarted_and_resumes_from_its_last_snapshot(tmp_pa
     assert steps == sorted(set(steps)) and steps[-1] == budget and set(before) <= set(steps)
     assert box["result"].final_snapshots["main_agent_0"].startswith("main_agent_0.")
     rows = uids_unique(backend)
-    learner = [m.learner_step for m in rows if "main_agent_0" in (m.player_a, m.player_b)]
+    learner = [m.learner_step for m in rows if m.player_a == "main_agent_0"]  # its training games, in order
     assert learner and max(learner) <= budget
+    drops = [i for i in range(1, len(learner)) if learner[i] < learner[i - 1]]
+    assert len(drops) <= 1 and all(learner[i] > before[-1] for i in drops)  # the restart went on from a snapshot
     assert watcher.recompute_ratings() == pytest.approx(watcher.ratings(), abs=1e-9)
+
+
+def test_league_script_is_the_command(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "zoo_scripts" / "league.py"), "run", "--pool", "mysql://x/y"],
+                         check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("league.py: error: --pool: pool mysql://x/y: unsupported URL scheme")
 
 
 def test_a_killed_evaluator_is_run_again_and_counts_each_game_once(tmp_path, backend):
