@@ -26,7 +26,13 @@ from pool_services import UrlBackend, free_port, shared_moto, shared_postgres
 
 from sb3_selfplay import RecurrentPolicy
 from sb3_selfplay.games import make_game
-from sb3_selfplay.league.evaluator import EvalPair, eval_uid, pick_pairs
+from sb3_selfplay.league.evaluator import (
+    EvalCounts,
+    EvalPair,
+    eval_counts,
+    eval_uid,
+    pick_pairs,
+)
 from sb3_selfplay.league.naming import owner_of
 from sb3_selfplay.selfplay.ledger_rows import MatchRecord
 from sb3_selfplay.zoo.commands.league import main as league_main
@@ -77,6 +83,12 @@ def test_pick_pairs_newest_first_fewest_games_and_starts_after_the_held_games():
     assert pairs[-1].start == 3 and all(p.start == 0 for p in pairs[:-1])
     assert pairs[-1].uids() == [eval_uid("main_agent_0.0001", "main_agent_0.0002", g) for g in (3, 4, 5, 6)]
     assert pick_pairs(snaps, ["random"], held, owner_of, games=4, max_pairs=2) == pairs[:2]
+    counts = EvalCounts()
+    counts.update(held[:2])
+    counts.update(held)  # rows seen before are skipped: an incremental read counts each game once
+    assert counts.counts == eval_counts(held) == {("main_agent_0.0001", "main_agent_0.0002"): 3}
+    assert counts.last_match_id == 9
+    assert pick_pairs(snaps, ["random"], counts.counts, owner_of, games=4, max_pairs=10) == pairs
     assert pick_pairs([], ["random"], [], owner_of, games=4, max_pairs=2) == []
     with pytest.raises(ValueError, match="max_pairs"):
         pick_pairs(snaps, [], [], owner_of, games=4, max_pairs=0)

@@ -32,7 +32,7 @@ from sb3_selfplay.selfplay.ledger_rows import MatchRecord
 from sb3_selfplay.selfplay.pool import OpponentPool
 from sb3_selfplay.selfplay.tournament import run_tournament
 
-__all__ = ["EVAL_PREFIX", "EvalPair", "eval_counts", "eval_uid", "evaluate_pairs", "newest_snapshots", "pick_pairs"]
+__all__ = ["EVAL_PREFIX", "EvalCounts", "EvalPair", "eval_counts", "eval_uid", "evaluate_pairs", "newest_snapshots", "pick_pairs"]
 
 #: Prefix of the match uids of evaluation games.
 EVAL_PREFIX = "eval:"
@@ -72,13 +72,37 @@ def _pair_key(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
+class EvalCounts:
+    """
+    Evaluation games per unordered pair (``(min id, max id)``), kept up to date from a pool with
+    incremental reads (only the rows after the last ``match_id`` seen).
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        #: The largest ``match_id`` folded in (0: none).
+        self.last_match_id = 0
+
+    def update(self, matches: Iterable[MatchRecord]) -> None:
+        """Fold in ledger rows (rows at or before :attr:`last_match_id` are skipped)."""
+        for m in matches:
+            if m.match_id <= self.last_match_id:
+                continue
+            self.last_match_id = int(m.match_id)
+            if m.match_uid is not None and m.match_uid.startswith(EVAL_PREFIX):
+                self.counts[_pair_key(m.player_a, m.player_b)] += 1
+
+    def refresh(self, pool: OpponentPool) -> Counter[tuple[str, str]]:
+        """Fold in the rows the pool recorded since the last call; returns the counts."""
+        self.update(pool.matches(after_match_id=self.last_match_id))
+        return self.counts
+
+
 def eval_counts(matches: Iterable[MatchRecord]) -> Counter[tuple[str, str]]:
     """Evaluation games per unordered pair (``(min id, max id)``), from ledger rows."""
-    counts: Counter[tuple[str, str]] = Counter()
-    for m in matches:
-        if m.match_uid is not None and m.match_uid.startswith(EVAL_PREFIX):
-            counts[_pair_key(m.player_a, m.player_b)] += 1
-    return counts
+    counter = EvalCounts()
+    counter.update(matches)
+    return counter.counts
 
 
 def newest_snapshots(snapshot_ids: Sequence[str], owner: Callable[[str], str | None]) -> list[str]:
@@ -95,7 +119,7 @@ def newest_snapshots(snapshot_ids: Sequence[str], owner: Callable[[str], str | N
 def pick_pairs(
     snapshot_ids: Sequence[str],
     bots: Sequence[str],
-    matches: Iterable[MatchRecord],
+    matches: Iterable[MatchRecord] | Mapping[tuple[str, str], int],
     owner: Callable[[str], str | None],
     games: int,
     max_pairs: int,
@@ -108,14 +132,14 @@ def pick_pairs(
 
     :param snapshot_ids: The pool's snapshots in creation order.
     :param bots: Bots that are evaluation opponents too.
-    :param matches: The ledger's rows (for the evaluation games played so far).
+    :param matches: The ledger's rows, or their :func:`eval_counts` (the evaluation games played so far).
     :param owner: Snapshot id -> the player it is a snapshot of (``league.naming.owner_of``).
     :param games: Games per pair.
     :param max_pairs: Most pairs in the round.
     """
     if games < 1 or max_pairs < 1:
         raise ValueError(f"games and max_pairs must be >= 1, got {games} and {max_pairs}")
-    counts = eval_counts(matches)
+    counts = matches if isinstance(matches, Mapping) else eval_counts(matches)
     order = {sid: k for k, sid in enumerate(snapshot_ids)}
     others = [*snapshot_ids, *bots]
     candidates: dict[tuple[str, str], tuple] = {}
@@ -127,9 +151,9 @@ def pick_pairs(
             if key in candidates:
                 continue
             newer = max(order[new], order.get(other, -1))
-            candidates[key] = (counts[key], -order.get(other, -1), -newer, key)
+            candidates[key] = (counts.get(key, 0), -order.get(other, -1), -newer, key)
     ranked = sorted(candidates.values())[:max_pairs]
-    return [EvalPair(a, b, games, start=counts[(a, b)]) for *_, (a, b) in ranked]
+    return [EvalPair(a, b, games, start=counts.get((a, b), 0)) for *_, (a, b) in ranked]
 
 
 def _seed(pair: EvalPair) -> int:

@@ -34,7 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from sb3_selfplay.games.bots import game_bots
-from sb3_selfplay.league.evaluator import EvalPair, evaluate_pairs, pick_pairs
+from sb3_selfplay.league.evaluator import (
+    EvalCounts,
+    EvalPair,
+    evaluate_pairs,
+    pick_pairs,
+)
 from sb3_selfplay.league.naming import ROLES, owner_of, player_id
 from sb3_selfplay.league.roles import LeagueSettings
 from sb3_selfplay.selfplay.ledger_rows import PoolError
@@ -159,9 +164,40 @@ class LeagueResult:
     """Every evaluated pair, in order."""
 
 
-def _next_round(reader: OpponentPool, bots: Sequence[str], games: int, max_pairs: int) -> list[EvalPair]:
-    """The pairs of the next evaluation round, from the pool as it is now."""
-    return pick_pairs(reader.snapshot_ids(), bots, reader.matches(), owner_of, games, max_pairs)
+class _Rounds:
+    """The driver's evaluation rounds: at most one in flight, pairs picked from the pool as it is now."""
+
+    def __init__(self, ray: Any, settings: ExperimentSettings, pool: str, reader: OpponentPool, bots: Sequence[str],
+                 games: int, max_pairs: int, task_options: dict[str, Any]) -> None:
+        self.ray, self.settings, self.pool, self.reader, self.bots = ray, settings, pool, reader, list(bots)
+        self.games, self.max_pairs, self.task_options = games, max_pairs, task_options
+        self.counts = EvalCounts()
+        self.in_flight: tuple[Any, list[EvalPair]] | None = None
+        self.done = self.played = 0
+        self.pairs: list[EvalPair] = []
+
+    def submit(self) -> Any:
+        """Start the next round (None when there is nothing to evaluate yet)."""
+        pairs = pick_pairs(self.reader.snapshot_ids(), self.bots, self.counts.refresh(self.reader), owner_of,
+                           self.games, self.max_pairs)
+        if pairs:
+            ref = submit_evaluation(self.ray, self.settings, self.pool, pairs, **self.task_options)
+            self.in_flight = (ref, pairs)
+            return ref
+        return None
+
+    def collect(self) -> None:
+        """Wait for the round in flight, if any; a round that failed warns (training goes on)."""
+        if self.in_flight is None:
+            return
+        (ref, pairs), self.in_flight = self.in_flight, None
+        try:
+            self.played += int(self.ray.get(ref))
+        except self.ray.exceptions.RayError as exc:  # e.g. an unloadable snapshot, retries used up
+            warnings.warn(f"league: an evaluation round failed: {_cause(exc)}", RuntimeWarning, stacklevel=2)
+            return
+        self.done += 1
+        self.pairs += pairs
 
 
 def _cause(exc: BaseException) -> str:
@@ -245,60 +281,43 @@ def run_league(
     device = "cpu" if options.device == "auto" else options.device
     actors: list[Any] = []
     try:
-        reader = open_league_pool(settings, pool)  # not read-only: an SQLite reader may open immutable
-        for bot in bots:  # the evaluation's bots, and the tables before the learners race to make them
-            reader.add_player(bot, "bot")
-        role_actor = ray.remote(max_restarts=-1, max_task_retries=-1)(_RoleActor)
-        training: dict[Any, str] = {}
-        for role, index, cpus, gpus in players:
-            actor = role_actor.options(num_cpus=cpus, num_gpus=gpus).remote(
-                settings, options, role, index, pool, max(int(cpus), 1), pid_folder)
-            actors.append(actor)
-            training[actor.train.remote(total_timesteps)] = player_id(role, index)
-        result = LeagueResult(final_snapshots={})
-        with reader:
-
-            def schedule() -> tuple[Any, list[EvalPair]] | None:
-                pairs = _next_round(reader, bots, eval_games, eval_pairs)
-                if not pairs:
-                    return None
-                return submit_evaluation(ray, settings, pool, pairs, device=device, num_cpus=eval_num_cpus,
-                                         max_retries=eval_max_retries, pid_dir=pid_folder), pairs
-
-            def collect(ref: Any, pairs: list[EvalPair]) -> None:
-                try:
-                    result.eval_games += int(ray.get(ref))
-                except ray.exceptions.RayError as exc:  # an unloadable snapshot, retries used up: training goes on
-                    warnings.warn(f"league: an evaluation round failed: {_cause(exc)}", RuntimeWarning, stacklevel=2)
-                    return
-                result.eval_rounds += 1
-                result.pairs += pairs
-
+        # Not read-only: an SQLite reader may open immutable and never see the learners' writes.
+        with open_league_pool(settings, pool) as reader:
+            for bot in bots:  # the evaluation's bots, and the tables before the learners race to make them
+                reader.add_player(bot, "bot")
+            role_actor = ray.remote(max_restarts=-1, max_task_retries=-1)(_RoleActor)
+            training: dict[Any, str] = {}
+            for role, index, cpus, gpus in players:
+                actor = role_actor.options(num_cpus=cpus, num_gpus=gpus).remote(
+                    settings, options, role, index, pool, max(int(cpus), 1), pid_folder)
+                actors.append(actor)
+                training[actor.train.remote(total_timesteps)] = player_id(role, index)
+            rounds = _Rounds(ray, settings, pool, reader, bots, eval_games, eval_pairs,
+                             {"device": device, "num_cpus": eval_num_cpus, "max_retries": eval_max_retries,
+                                  "pid_dir": pid_folder})
+            final: dict[str, str] = {}
             pending = list(training)
-            in_flight: tuple[Any, list[EvalPair]] | None = None
             next_round = time.monotonic() + eval_interval
             while pending:
-                if in_flight is None and time.monotonic() >= next_round:
-                    in_flight = schedule()
+                if rounds.in_flight is None and time.monotonic() >= next_round:
+                    rounds.submit()
                     next_round = time.monotonic() + eval_interval
-                waits = pending + ([in_flight[0]] if in_flight is not None else [])
-                timeout = None if in_flight is not None else max(next_round - time.monotonic(), 0.0)
+                waits = pending + ([rounds.in_flight[0]] if rounds.in_flight is not None else [])
+                timeout = None if rounds.in_flight is not None else max(next_round - time.monotonic(), 0.0)
                 done, _ = ray.wait(waits, num_returns=1, timeout=timeout)
                 for ref in done:
-                    if in_flight is not None and ref == in_flight[0]:
-                        collect(*in_flight)
-                        in_flight = None
-                    else:
-                        result.final_snapshots[training[ref]] = _trained(ray, ref, training[ref])
+                    if ref in training:
+                        final[training[ref]] = _trained(ray, ref, training[ref])
                         pending.remove(ref)
-            if in_flight is not None:
-                collect(*in_flight)
+                    else:
+                        rounds.collect()
+            rounds.collect()
             for _ in range(final_rounds):
-                scheduled = schedule()
-                if scheduled is None:
+                if rounds.submit() is None:
                     break
-                collect(*scheduled)
-        return result
+                rounds.collect()
+        return LeagueResult(final_snapshots=final, eval_rounds=rounds.done, eval_games=rounds.played,
+                            pairs=rounds.pairs)
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
