@@ -102,7 +102,7 @@ def open_league_pool(settings: ExperimentSettings, pool: str, read_only: bool = 
     return OpponentPool(pool, k=k, initial_rating=rating, window=None, read_only=read_only)
 
 
-class _RoleActor:
+class _PlayerActor:
     """One role instance; Ray makes it an actor (``max_restarts=-1``) in :func:`run_league`."""
 
     def __init__(self, settings: ExperimentSettings, options: RunOptions, role: str, index: int, pool: str,
@@ -114,6 +114,9 @@ class _RoleActor:
         if pid_dir is not None:  # one line per start of this process (supervisors, the fault tests)
             with open(os.path.join(pid_dir, f"{player_id(role, index)}.pid"), "a") as f:
                 f.write(f"{os.getpid()}\n")
+
+    def __repr__(self) -> str:  # Ray prefixes the actor's output with it
+        return player_id(self.role, self.index)
 
     def train(self, total_timesteps: int | None) -> str:
         """Train the role to its budget (resuming from its last snapshot); returns its final snapshot id."""
@@ -285,7 +288,7 @@ def run_league(
         with open_league_pool(settings, pool) as reader:
             for bot in bots:  # the evaluation's bots, and the tables before the learners race to make them
                 reader.add_player(bot, "bot")
-            role_actor = ray.remote(max_restarts=-1, max_task_retries=-1)(_RoleActor)
+            role_actor = ray.remote(max_restarts=-1, max_task_retries=-1)(_PlayerActor)
             training: dict[Any, str] = {}
             for role, index, cpus, gpus in players:
                 actor = role_actor.options(num_cpus=cpus, num_gpus=gpus).remote(
