@@ -256,7 +256,7 @@ def run_league(
     :param eval_interval: Seconds between evaluation rounds while the learners train (one round in flight).
     :param final_rounds: Rounds after every learner finished (rating the final snapshots).
     :param eval_bots: Bots that the snapshots are also evaluated against (None: all of the game's bots).
-    :param eval_num_cpus: CPUs an evaluation task asks Ray for.
+    :param eval_num_cpus: CPUs an evaluation task asks Ray for (its games run on the CPU).
     :param eval_max_retries: Times Ray runs an evaluation task again after its process died.
     :param num_cpus: Logical CPUs of a local instance (None: the cores, or more where the players and
         one evaluation task need more: then they share the cores rather than wait for each other).
@@ -281,7 +281,6 @@ def run_league(
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=log_to_driver, runtime_env={"env_vars": forwarded} if forwarded else None)
     pid_folder = None if pid_dir is None else os.fspath(pid_dir)
-    device = "cpu" if options.device == "auto" else options.device
     actors: list[Any] = []
     try:
         # Not read-only: an SQLite reader may open immutable and never see the learners' writes.
@@ -296,7 +295,7 @@ def run_league(
                 actors.append(actor)
                 training[actor.train.remote(total_timesteps)] = player_id(role, index)
             rounds = _Rounds(ray, settings, pool, reader, bots, eval_games, eval_pairs,
-                             {"device": device, "num_cpus": eval_num_cpus, "max_retries": eval_max_retries,
+                             {"device": "cpu", "num_cpus": eval_num_cpus, "max_retries": eval_max_retries,
                                   "pid_dir": pid_folder})
             final: dict[str, str] = {}
             pending = list(training)
