@@ -46,7 +46,7 @@ from sb3_selfplay.games.base import TwoPlayerGame, action_mask_size
 from sb3_selfplay.games.bots import game_bots, game_name
 from sb3_selfplay.selfplay.opponents import OpponentDrawer
 from sb3_selfplay.selfplay.players import PlayerBank
-from sb3_selfplay.selfplay.pool import OpponentPool
+from sb3_selfplay.selfplay.pool import LEARNER, OpponentPool
 from sb3_selfplay.selfplay.results import GameResults, opponent_kind
 from sb3_selfplay.selfplay.sampling import LATEST, OpponentSampling
 
@@ -257,7 +257,8 @@ class SelfPlayVecEnv(VecEnv):
 
     def opponent_kind(self, opponent_id: str) -> str:
         """:return: ``"latest"``, ``"bot"`` (one of the game's bots) or ``"snapshot"`` (see :func:`opponent_kind`)."""
-        return opponent_kind(opponent_id, self._game_bots)
+        learner = self.pool.learner_id if self.pool is not None else LEARNER
+        return opponent_kind(opponent_id, self._game_bots, learner)
 
     def _check_bots(self, names: Sequence[str]) -> None:
         """One-line ``ValueError`` naming the game and its bots unless every name is one of them."""
