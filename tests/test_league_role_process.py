@@ -178,3 +178,24 @@ def test_roles_share_a_postgres_and_s3_pool(tmp_path, hyperparams, monkeypatch):
     assert pool.player_ids("learner") == ["learner", "main_agent_0", "main_exploiter_0"]
     assert backend.snapshot_names() == [f"{s}.pt" for s in sorted(pool.snapshot_ids())]
     backend.check_integrity()
+
+
+def test_a_league_player_drops_the_curriculums_opponent_lessons_and_keeps_the_games(tmp_path):
+    """The shipped Duel-v0 entry has a curriculum over selfplay.opponents: a league player ignores
+    those lessons (its matchmaking chooses), with a warning, and keeps the game-parameter ones."""
+    entry = dict(ENTRY, curriculum={
+        "selfplay.opponents": [{"name": "bots", "value": ["random"],
+                                "completion_criteria": {"measure": "win_rate", "threshold": 0.7}},
+                               {"name": "pool", "value": None}],
+        "max_steps": [{"name": "short", "value": 6,
+                           "completion_criteria": {"measure": "progress", "threshold": 0.5}},
+                          {"name": "long", "value": 8}],
+    })
+    path = tmp_path / "hp.yml"
+    path.write_text(yaml.safe_dump({"Duel-v0": entry}))
+    settings = load_hyperparams(path, "Duel-v0", "rppo")
+    with pytest.warns(UserWarning, match=r"main_agent_0: the curriculum's selfplay.opponents lessons are not used"):
+        last = train_role(settings, options(tmp_path), "main_agent", 0, tmp_path / "pool", total_timesteps=64)
+    assert last.startswith("main_agent_0.")
+    progress = (role_run_dir(settings, options(tmp_path), "main_agent_0") / "progress.csv").read_text()
+    assert "curriculum/max_steps" in progress.splitlines()[0], progress.splitlines()[0]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from sb3_selfplay.atomic import atomic_write_with
 from sb3_selfplay.callbacks.common import find_selfplay_env
+from sb3_selfplay.callbacks.curriculum import SELFPLAY_PREFIX
 from sb3_selfplay.callbacks.league import LeagueCallback, own_snapshots
 from sb3_selfplay.league.matchmaking import reset_after_snapshot
 from sb3_selfplay.league.naming import ROLES, player_id, seq_of
@@ -69,6 +71,22 @@ def check_role(settings: ExperimentSettings, role: str, index: int) -> tuple[Lea
     return league, player_id(role, index)
 
 
+def league_curriculum(settings: ExperimentSettings, player: str) -> ExperimentSettings:
+    """
+    ``settings`` without the curriculum's ``selfplay.*`` lessons (a league player's opponents come
+    from its role's matchmaking), with a warning naming them; game-parameter lessons stay.
+    """
+    if not settings.curriculum:
+        return settings
+    dropped = sorted(k for k in settings.curriculum if k.startswith(SELFPLAY_PREFIX))
+    if not dropped:
+        return settings
+    warnings.warn(f"{player}: the curriculum's {', '.join(dropped)} lessons are not used in a league (the role's "
+                  f"matchmaking chooses the opponents); its other lessons are", UserWarning, stacklevel=3)
+    kept = {k: v for k, v in settings.curriculum.items() if k not in dropped}
+    return replace(settings, curriculum=kept or None)
+
+
 def _last_snapshot(pool: OpponentPool, player: str) -> SnapshotInfo | None:
     mine = own_snapshots(pool, player)
     return pool.snapshot_info(mine[-1]) if mine else None
@@ -105,7 +123,7 @@ def train_role(
     budget = settings.n_timesteps if budget is None else int(budget)
     assert settings.selfplay is not None
     sp = replace(settings.selfplay, pool=str(pool), save_steps=0, snapshot_at_start=False)  # the league snapshots
-    settings = replace(settings, selfplay=sp, league=league)
+    settings = league_curriculum(replace(settings, selfplay=sp, league=league), me)
     seed = player_seed(me, options.seed)
     options = dataclasses.replace(options, seed=seed)
     run_dir = role_run_dir(settings, options, me)
