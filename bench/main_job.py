@@ -21,7 +21,7 @@ wins >= 50 % of its games against at least one scripted bot (turret or hunter).
 temporary YAML from ``git show``), for the before/after curve; results of each settings label
 are merged into the one JSON (``bench/results/main_job.json``) and its markdown table.
 
-    python bench/main_job.py                          # new settings, seeds 0 1 2 (~15 min)
+    python bench/main_job.py                          # new settings, seeds 0 1 2 (~15 min on 2 cores)
     python bench/main_job.py --settings old --seeds 0 # the settings before this issue
     python bench/main_job.py --quick                  # smoke run: 30k steps, one seed
 """
@@ -47,7 +47,7 @@ from common import RESULTS_DIR, environment_info, markdown_table, set_single_thr
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The README's main command's budget (steps) with the shipped settings.
-README_STEPS = 1_000_000
+README_STEPS = 1_500_000
 BOTS = ("random", "turret", "hunter")
 OLD_COMMIT = "314bcf7"
 ELO_MARGIN = 200.0
@@ -203,7 +203,7 @@ def tables(data: dict[str, Any]) -> str:
                          "pass" if r["passed"] else "FAIL: " + ", ".join(k for k, v in r["checks"].items() if not v)])
     out = ["Per seed (Elo: Bradley-Terry, random = 1200, 95 % bootstrap interval; win rate (score) of the "
            "agent against each bot over the report's games per pair, sampled play):", "",
-           markdown_table(["settings", "seed", "steps", "train min", "CPU min (all)", "agent", "random", "turret",
+           markdown_table(["settings", "seed", "steps", "train min", "train.py CPU min", "agent", "random", "turret",
                            "hunter", "win vs turret", "win vs hunter", "targets"], rows), ""]
     for label, block in data["settings"].items():
         seeds = block["seeds"]
