@@ -22,7 +22,8 @@ temporary YAML from ``git show``), for the before/after curve; results of each s
 are merged into the one JSON (``bench/results/main_job.json``) and its markdown table.
 
     python bench/main_job.py                          # new settings, seeds 0 1 2 (~15 min on 2 cores)
-    python bench/main_job.py --settings old --seeds 0 # the settings before this issue
+    python bench/main_job.py --settings old --steps 1000000          # the settings before this issue
+    python bench/main_job.py --steps 1000000 --label new_1M          # the shipped settings at 1M steps
     python bench/main_job.py --quick                  # smoke run: 30k steps, one seed
 """
 
@@ -43,7 +44,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS_DIR, environment_info, markdown_table, set_single_thread, write_json  # noqa: E402
+from common import (
+    RESULTS_DIR,
+    environment_info,
+    markdown_table,
+    set_single_thread,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The README's main command's budget (steps) with the shipped settings.
@@ -150,14 +157,15 @@ def run_seed(seed: int, steps: int, games: int, out: Path, conf: Path | None) ->
         cmd += ["-conf", str(conf)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     (out / f"seed{seed}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"seed {seed}: train.py failed (rc {proc.returncode}); see {out / f'seed{seed}.log'}")
     match = re.search(r"Saved model to (.+)/Duel-v0\.zip", proc.stdout)
-    run_dir = Path(match.group(1)) if match else sorted((log_root / "rppo").glob("Duel-v0_*"))[-1]
+    run_dir = Path(match.group(1)) if match else max((log_root / "rppo").glob("Duel-v0_*"))
     ratings = read_ratings(run_dir)
     counts = pair_counts(run_dir, games, seed)
     matrix = read_score_matrix(run_dir)
@@ -201,8 +209,8 @@ def tables(data: dict[str, Any]) -> str:
                          _ci(ra["hunter"]), f"{r['win_rate']['turret']:.2f} ({r['score']['turret']:.2f})",
                          f"{r['win_rate']['hunter']:.2f} ({r['score']['hunter']:.2f})",
                          "pass" if r["passed"] else "FAIL: " + ", ".join(k for k, v in r["checks"].items() if not v)])
-    out = ["Per seed (Elo: Bradley-Terry, random = 1200, 95 % bootstrap interval; win rate (score) of the "
-           "agent against each bot over the report's games per pair, sampled play):", "",
+    out = [("Per seed (Elo: Bradley-Terry, random = 1200, 95 % bootstrap interval; win rate (score) of the "
+           "agent against each bot over the report's games per pair, sampled play):"), "",
            markdown_table(["settings", "seed", "steps", "train min", "train.py CPU min", "agent", "random", "turret",
                            "hunter", "win vs turret", "win vs hunter", "targets"], rows), ""]
     for label, block in data["settings"].items():
@@ -217,8 +225,8 @@ def tables(data: dict[str, Any]) -> str:
                     p = next((p for p in r["curve"] if p["step"] == s), None)
                     cells.append("" if p is None else f"{p[bot]:.2f}")
             body.append(cells)
-        out += [f"Steps-to-threshold curve, settings `{label}` (evaluation callback: win rate in 40 sampled games "
-                "per bot, every 25,000 steps):", "", markdown_table(head, body), ""]
+        out += [(f"Steps-to-threshold curve, settings `{label}` (evaluation callback: win rate in 40 sampled games "
+                "per bot, every 25,000 steps):"), "", markdown_table(head, body), ""]
         first = [[r["seed"]] + [f"{r['first_step'][f'{b}@{t}']:,}" if r["first_step"][f"{b}@{t}"] else "not reached"
                                 for b in ("turret", "hunter") for t in THRESHOLDS] for r in seeds]
         out += [markdown_table(["seed"] + [f"{b} >= {t}" for b in ("turret", "hunter") for t in THRESHOLDS], first), ""]
@@ -232,6 +240,7 @@ def main() -> None:
     p.add_argument("--report-games", type=int, default=100, help="games per pair of the closing tournament")
     p.add_argument("--settings", choices=["new", "old"], default="new",
                    help="new: the shipped hyperparams/rppo.yml; old: the Duel-v0 entry of commit 314bcf7")
+    p.add_argument("--label", default=None, help="key of these results in the JSON (default: --settings)")
     p.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "main_job")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "main_job.json")
     p.add_argument("--quick", action="store_true", help="smoke run: 30k steps, seed 0, 20 games per pair")
@@ -241,11 +250,11 @@ def main() -> None:
         args.seeds, args.steps, args.report_games = [0], 30_000, 20
         args.out = args.out.with_name(args.out.stem + "_quick.json")
     data = json.loads(args.out.read_text()) if args.out.exists() else {"settings": {}}
-    label = args.settings
+    label = args.label or args.settings
     out = args.out_dir / label
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        conf = old_settings_file(Path(tmp)) if label == "old" else None
+        conf = old_settings_file(Path(tmp)) if args.settings == "old" else None
         results = []
         for seed in args.seeds:
             r = run_seed(seed, args.steps, args.report_games, out, conf)
@@ -255,7 +264,7 @@ def main() -> None:
                   f", hunter {r['win_rate']['hunter']:.2f} -> {'pass' if r['passed'] else 'FAIL'}", flush=True)
     data["settings"][label] = {"seeds": results, "steps": args.steps, "report_games": args.report_games,
                                "passed_all": all(r["passed"] for r in results),
-                               "settings_source": f"git {OLD_COMMIT}:hyperparams/rppo.yml" if label == "old"
+                               "settings_source": f"git {OLD_COMMIT}:hyperparams/rppo.yml" if args.settings == "old"
                                else "hyperparams/rppo.yml (shipped)"}
     data["targets"] = {"training_minutes_max": MINUTES, "elo_over_random_min": ELO_MARGIN,
                        "win_rate_vs_a_bot_min": BOT_WIN}

@@ -37,7 +37,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS_DIR, environment_info, markdown_table, set_single_thread, write_json  # noqa: E402
+from common import (
+    RESULTS_DIR,
+    environment_info,
+    markdown_table,
+    set_single_thread,
+    write_json,
+)
 
 GAME_ID = "PZConnectFour-v0"
 REFERENCE = "random"
