@@ -38,7 +38,7 @@ from sb3_selfplay.league.roles import (
     MainExploiterSettings,
     RoleSettings,
 )
-from sb3_selfplay.selfplay.sampling import LATEST
+from sb3_selfplay.selfplay.sampling import LATEST, pfsp_weights
 
 __all__ = [
     "Distribution",
@@ -55,28 +55,6 @@ __all__ = [
 
 #: Opponent id -> probability (sums to 1).
 Distribution = dict[str, float]
-
-
-def pfsp_weights(win_rates: Sequence[float] | np.ndarray, weighting: str = "hard", p: float = 2.0) -> np.ndarray:
-    """
-    PFSP probabilities from the player's win rates against the candidates.
-
-    :param weighting: ``"hard"``: f = (1 - x)^p (opponents it loses to); ``"variance"``:
-        f = x (1 - x) (even opponents).
-    :param p: The exponent of ``hard``.
-    :return: Probabilities (uniform when every weight is 0, e.g. it beats everyone).
-    """
-    x = np.clip(np.asarray(win_rates, dtype=np.float64).reshape(-1), 0.0, 1.0)
-    if weighting == "hard":
-        w = (1.0 - x) ** p
-    elif weighting == "variance":
-        w = x * (1.0 - x)
-    else:
-        raise ValueError(f"unknown pfsp weighting {weighting!r}; known: 'hard', 'variance'")
-    total = w.sum()
-    if len(x) == 0:
-        return w
-    return w / total if total > 0 else np.full(len(x), 1.0 / len(x))
 
 
 def win_rates(payoff: PayoffTable, me: str, candidates: Sequence[str], own_latest: str | None) -> np.ndarray:

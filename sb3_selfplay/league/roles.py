@@ -25,12 +25,12 @@ each player of the role (the Ray runner places actors with them).
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from sb3_selfplay.league.naming import LEAGUE_EXPLOITER, MAIN_AGENT, MAIN_EXPLOITER, ROLES, check_role, player_id
+from sb3_selfplay.settings_types import Float, FrozenSettings, NonNegInt, PosInt, Ratio
 
 __all__ = [
     "LeagueExploiterSettings",
@@ -40,42 +40,22 @@ __all__ = [
     "RoleSettings",
 ]
 
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_Count = NonNegInt
+_Resources = Annotated[Float, Field(ge=0.0)]
+_Exponent = Annotated[Float, Field(ge=0.0)]
 
 
-def _number(value: Any) -> Any:
-    """A numeric string (``"1e5"``: YAML 1.1 leaves it a string) as a float; booleans refused."""
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a number")
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value)
-    return value
-
-
-_Int = Annotated[int, BeforeValidator(_number)]
-_Float = Annotated[float, BeforeValidator(_number)]
-_Count = Annotated[_Int, Field(ge=0)]
-_PosInt = Annotated[_Int, Field(ge=1)]
-_Ratio = Annotated[_Float, Field(ge=0.0, le=1.0)]
-_Resources = Annotated[_Float, Field(ge=0.0)]
-_Exponent = Annotated[_Float, Field(ge=0.0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class RoleSettings(_Model):
+class RoleSettings(FrozenSettings):
     """What every role has: a count, the snapshot rule and the resources of each of its players."""
 
     count: _Count = 1
     """Players of this role (``<role>_0`` ... ``<role>_<count-1>``)."""
-    snapshot_win_rate: _Ratio = 0.7
+    snapshot_win_rate: Ratio = 0.7
     """Snapshot once the player's win rate against its targets, over the games since its last
     snapshot, reaches this (AlphaStar: 0.7)."""
-    snapshot_min_games: _PosInt = 50
+    snapshot_min_games: PosInt = 50
     """Games against its targets since the last snapshot before the win rate counts."""
-    snapshot_steps: _PosInt = 200_000
+    snapshot_steps: PosInt = 200_000
     """Snapshot after this many learner steps since the last snapshot, beaten or not."""
     n_timesteps: _Count | None = None
     """Training budget of each player of the role (null: the entry's ``n_timesteps``)."""
@@ -88,21 +68,21 @@ class RoleSettings(_Model):
 class MainAgentSettings(RoleSettings):
     """``league.main_agent``: the agents the league is for."""
 
-    count: _PosInt = 1
+    count: PosInt = 1
     """Main agents (at least one)."""
-    pfsp_share: _Ratio = 0.5
+    pfsp_share: Ratio = 0.5
     """Share of games against every past player of the league, PFSP f_hard."""
-    selfplay_share: _Ratio = 0.35
+    selfplay_share: Ratio = 0.35
     """Share of games against the main agents (itself: its current weights)."""
-    verification_share: _Ratio = 0.15
+    verification_share: Ratio = 0.15
     """Share of games against exploiters' snapshots it loses to and past selves it forgot how to beat."""
     pfsp_exponent: _Exponent = 2.0
     """p of f_hard = (1 - x)^p (AlphaStar: 2, "squared")."""
-    selfplay_min_win_rate: _Ratio = 0.3
+    selfplay_min_win_rate: Ratio = 0.3
     """Below this win rate against another main agent, play f_var over its snapshots instead."""
-    exploiter_below: _Ratio = 0.3
+    exploiter_below: Ratio = 0.3
     """Verification: the main exploiters' snapshots are played while its worst win rate against them is below this."""
-    forgetting_below: _Ratio = 0.7
+    forgetting_below: Ratio = 0.7
     """Verification: then its own past snapshots it wins less than this against."""
 
     @model_validator(mode="after")
@@ -116,7 +96,7 @@ class MainAgentSettings(RoleSettings):
 class MainExploiterSettings(RoleSettings):
     """``league.main_exploiter``: find the main agents' weaknesses."""
 
-    fallback_below: _Ratio = 0.1
+    fallback_below: Ratio = 0.1
     """Against a main agent it beats less than this: f_var over that agent's snapshots instead."""
     reset: StrictBool = True
     """Reset to the initial weights at every snapshot (AlphaStar)."""
@@ -129,11 +109,11 @@ class LeagueExploiterSettings(RoleSettings):
     """League exploiters (AlphaStar: two per main agent; 0 here: a small league by default)."""
     pfsp_exponent: _Exponent = 2.0
     """p of f_hard = (1 - x)^p."""
-    reset_probability: _Ratio = 0.25
+    reset_probability: Ratio = 0.25
     """Chance of a reset to the initial weights at each snapshot (AlphaStar: 0.25)."""
 
 
-class LeagueSettings(_Model):
+class LeagueSettings(FrozenSettings):
     """The ``league:`` section: the roles (counts, matchmaking, snapshot rules) and the payoff table."""
 
     main_agent: MainAgentSettings = MainAgentSettings()
@@ -142,9 +122,9 @@ class LeagueSettings(_Model):
     """Main exploiters."""
     league_exploiter: LeagueExploiterSettings = LeagueExploiterSettings()
     """League exploiters."""
-    payoff_prior_games: Annotated[_Float, Field(gt=0.0)] = 2.0
+    payoff_prior_games: Annotated[Float, Field(gt=0.0)] = 2.0
     """Imaginary drawn games in every pair's win rate (pairs that barely played read near 0.5)."""
-    payoff_decay: Annotated[_Float, Field(gt=0.0, le=1.0)] = 1.0
+    payoff_decay: Annotated[Float, Field(gt=0.0, le=1.0)] = 1.0
     """Each new game of a pair first multiplies its counts by this (AlphaStar: 0.99; 1: plain counts)."""
 
     def role(self, name: str) -> RoleSettings:

@@ -35,6 +35,7 @@ __all__ = [
     "get_sampler",
     "latest_probs",
     "pfsp_probs",
+    "pfsp_weights",
     "sample_opponents",
     "strategy_parameters",
     "uniform_probs",
@@ -83,6 +84,30 @@ def elo_probs(
     return e / e.sum()
 
 
+def pfsp_weights(win_rates: Sequence[float] | np.ndarray, weighting: str = "hard", p: float = 2.0) -> np.ndarray:
+    """
+    PFSP probabilities from the learner's (expected or measured) win rates x against the candidates.
+
+    :param weighting: ``"hard"``: f = (1 - x)^p (opponents it loses to); ``"variance"``:
+        f = x (1 - x) (even opponents).
+    :param p: The exponent of ``hard`` (>= 0).
+    :return: Probabilities (uniform when every weight is 0 or underflowed, e.g. it beats everyone).
+    """
+    x = np.clip(np.asarray(win_rates, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    if weighting == "hard":
+        if p < 0:
+            raise ValueError(f"pfsp hard weighting needs k >= 0, got {p}")
+        w = (1.0 - x) ** p
+    elif weighting == "variance":
+        w = x * (1.0 - x)
+    else:
+        raise ValueError(f"unknown pfsp weighting {weighting!r}; known: 'hard', 'variance'")
+    if len(x) == 0:
+        return w
+    total = w.sum()
+    return w / total if np.isfinite(total) and total > 0.0 else np.full(len(x), 1.0 / len(x))
+
+
 def pfsp_probs(
     learner_rating: float,
     ratings: np.ndarray,
@@ -93,7 +118,7 @@ def pfsp_probs(
 ) -> np.ndarray:
     """
     Prioritised fictitious self-play (AlphaStar): weight each candidate by f(p), p being the
-    Elo-expected score of the learner against it.
+    Elo-expected score of the learner against it (:func:`pfsp_weights`).
 
     :param weighting: ``"hard"``: ``(1 - p) ** k``, focus on opponents the learner loses to;
         ``"variance"``: ``p (1 - p)``, focus on even matches.
@@ -102,20 +127,7 @@ def pfsp_probs(
     r = np.asarray(ratings, dtype=np.float64)
     if len(r) == 0:
         return np.zeros(0)
-    p = np.asarray(expected_score(learner_rating, r), dtype=np.float64)
-    if weighting == "hard":
-        if k < 0:
-            raise ValueError(f"pfsp hard weighting needs k >= 0, got {k}")
-        w = (1.0 - p) ** k
-    elif weighting == "variance":
-        w = p * (1.0 - p)
-    else:
-        raise ValueError(f"unknown pfsp weighting {weighting!r}; known: 'hard', 'variance'")
-    total = w.sum()
-    if not np.isfinite(total) or total <= 0.0:
-        # Every candidate hopelessly weaker (weights underflowed): fall back to uniform.
-        return np.full(len(r), 1.0 / len(r))
-    return w / total
+    return pfsp_weights(np.asarray(expected_score(learner_rating, r), dtype=np.float64), weighting, k)
 
 
 def weights_probs(

@@ -11,19 +11,20 @@ against the game in :mod:`sb3_selfplay.zoo.config`, where the game is known.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
 from sb3_selfplay.callbacks.curriculum import Lesson, check_lessons
 from sb3_selfplay.league.roles import LeagueSettings
 from sb3_selfplay.selfplay.locations import pool_location
 from sb3_selfplay.selfplay.sampling import OpponentSampling
+from sb3_selfplay.settings_types import Float, FrozenSettings, Int, NonNegInt, PosInt, Ratio, yaml_number
 from sb3_selfplay.zoo.resolve import ALGOS, parse_schedule
 
 __all__ = [
+    "RECURRENT_ONLY",
     "AlgoSettings",
     "ConfigError",
     "ExperimentSettings",
@@ -31,7 +32,6 @@ __all__ = [
     "Int",
     "MetricsSettings",
     "PosInt",
-    "RECURRENT_ONLY",
     "ReplaySettings",
     "RunOptions",
     "SelfPlaySettings",
@@ -40,20 +40,8 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf)", re.IGNORECASE)
-
-
 class ConfigError(ValueError):
     """A hyperparameter file, override or option is wrong; the one-line message names the key (or id) and the file."""
-
-
-def yaml_number(value: Any) -> Any:
-    """A numeric string (``"1e5"``, which YAML 1.1 leaves unparsed) as a float; booleans refused; else as it is."""
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a number")
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value)
-    return value
 
 
 def _schedule(value: Any) -> Any:
@@ -64,18 +52,11 @@ def _schedule(value: Any) -> Any:
     return value
 
 
-Int = Annotated[int, BeforeValidator(yaml_number)]
-Float = Annotated[float, BeforeValidator(yaml_number)]
-#: An integer >= 1 (sizes, counts) and >= 0.
-PosInt = Annotated[Int, Field(ge=1)]
-NonNegInt = Annotated[Int, Field(ge=0)]
-#: A probability-like share in [0, 1].
-Ratio = Annotated[Float, Field(ge=0.0, le=1.0)]
 Schedule = Annotated[float | StrictStr, BeforeValidator(_schedule)]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+class _Settings(FrozenSettings):
+    pass
 
 
 def replace(model: M, **changes: Any) -> M:
@@ -153,7 +134,7 @@ class SelfPlaySettings(_Settings):
     """Most recent snapshots that opponents are drawn from (ML-Agents' ``window``)."""
     strategy: StrictStr = "uniform"
     """Opponent sampling: ``uniform``, ``latest``, ``elo`` or ``pfsp``."""
-    strategy_params: dict[str, Any] = {}
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
     """Parameters of the strategy (``temperature``; ``weighting``, ``k``)."""
     latest_ratio: Ratio = 0.5
     """Share of games against the current weights (ML-Agents' ``play_against_latest_model_ratio``)."""
@@ -244,9 +225,9 @@ class ExperimentSettings(_Settings):
     """Parallel envs (for a self-play game: batched games)."""
     normalize: StrictBool | dict[str, Any] = False
     """``VecNormalize`` (true, or its keyword arguments)."""
-    env_kwargs: dict[str, Any] = {}
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Env constructor arguments / game parameters."""
-    policy_kwargs: dict[str, Any] = {}
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Policy keyword arguments (classes by name or dotted path)."""
     algo_kwargs: AlgoSettings = AlgoSettings()
     """The algorithm's keyword arguments."""
