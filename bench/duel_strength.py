@@ -1,6 +1,28 @@
 """Duel strength: self-play an LSTM RecurrentPPO and a feed-forward PPO, then rate them.
 
-Both agents train by self-play on Duel-v0 for the same number of env-steps, side by side in two
+Default (``--settings zoo``, issue 12): for each training seed, the LSTM agent trains with the
+shipped recipe, the README's command with a budget::
+
+    python zoo_scripts/train.py --algo rppo --env Duel-v0 -n 5000000 --seed S --num-threads 1 -f OUT
+
+and the MLP agent with the same recipe (every setting of ``hyperparams/rppo.yml``'s Duel-v0
+entry: curriculum, shaping, pool, learning rate, epochs) but the feed-forward policy and network
+of ``hyperparams/ppo.yml`` (``HybridMlpPolicy``, 256x256), written to a temporary ``-conf`` file
+for ``--algo ppo``. The two train side by side (a process and a torch thread each). Then a
+round robin between the two agents and the three bots, ``--games-per-pair`` games per pair with
+greedy play (most likely action, as SB3's ``evaluate_policy``), seats alternating, Bradley-Terry
+ratings (random pinned at 1200, bootstrap 95 % intervals). The evaluation callback's win rates
+(40 sampled games per bot every 25,000 steps) give the steps-to-threshold curves.
+
+Targets (issue 12): within 5M steps on each of 3 training seeds, the LSTM agent wins >= 90 %
+against both scripted bots and leads the same-steps MLP by >= 150 Elo, intervals separated.
+
+    python bench/duel_strength.py                            # seeds 0 1 2, 5M steps (~1 h 15 on 2 cores)
+    python bench/duel_strength.py --steps 200000 --seeds 0 --games-per-pair 40   # quick check
+
+``--settings legacy`` is the issue-3 bench below (its own fixed settings, 20M steps).
+
+Legacy: both agents train by self-play on Duel-v0 for the same number of env-steps, side by side in two
 processes with one torch thread each. Each has its own opponent pool with the three scripted
 bots as players; at least ``--bot-ratio`` of the games are against the bots (PFSP among
 them), half of the others against the latest weights and the rest by PFSP; seats are random.
@@ -20,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -30,6 +53,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS_DIR, environment_info, markdown_table, set_single_thread, write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BOTS = ("random", "turret", "hunter")
 ELO_TARGET = 150.0
@@ -166,13 +191,155 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
     }
 
 
+# ----------------------------------------------------------------------------- the shipped recipe (default)
+
+#: Keys of the rppo entry that only a recurrent algorithm takes.
+RECURRENT_ONLY = ("sequence_length", "sequence_mode", "use_amp")
+
+
+def mlp_settings_file(tmp: Path) -> Path:
+    """A ``-conf`` file for ``--algo ppo``: rppo.yml's Duel-v0 recipe with ppo.yml's policy and network."""
+    import yaml
+
+    from sb3_selfplay.zoo.config import read_yaml
+
+    entry = dict(read_yaml(ROOT / "hyperparams" / "rppo.yml")["Duel-v0"])
+    ppo = read_yaml(ROOT / "hyperparams" / "ppo.yml")["Duel-v0"]
+    for key in RECURRENT_ONLY:
+        entry.pop(key, None)
+    entry["policy"], entry["policy_kwargs"] = ppo["policy"], ppo["policy_kwargs"]
+    path = tmp / "ppo_duel_rppo_recipe.yml"
+    path.write_text(yaml.safe_dump({"Duel-v0": entry}, sort_keys=False))
+    return path
+
+
+def train_zoo(kind: str, seed: int, steps: int, out: Path, conf: Path | None) -> dict[str, Any]:
+    """Run train.py for one agent (a subprocess, one torch thread); returns its run folder and timing."""
+    import re
+    import resource
+    import subprocess
+
+    log_root = out / f"{kind}_seed{seed}"
+    cmd = [sys.executable, "zoo_scripts/train.py", "--algo", "rppo" if kind == "lstm" else "ppo", "--env", "Duel-v0",
+           "-n", str(steps), "--seed", str(seed), "--num-threads", "1", "-f", str(log_root)]
+    if conf is not None:
+        cmd += ["-conf", str(conf)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    (out / f"{kind}_seed{seed}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} seed {seed}: train.py failed (rc {proc.returncode}); see {out}/{kind}_seed{seed}.log")
+    match = re.search(r"Saved model to (.+)/Duel-v0\.zip", proc.stdout)
+    run_dir = Path(match.group(1)) if match else max(log_root.glob("*/Duel-v0_*"))
+    print(f"{kind} seed {seed}: {steps:,} steps in {wall / 60:.1f} min", flush=True)
+    return {"kind": kind, "seed": seed, "command": " ".join(cmd), "run_dir": str(run_dir), "wall_minutes": wall / 60,
+            "cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60}
+
+
+def zoo_seed(seed: int, args: argparse.Namespace, mlp_conf: Path) -> dict[str, Any]:
+    """Train both agents of one seed side by side, then play and rate their tournament."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from main_job import eval_curve, first_reached, training_seconds
+
+    from sb3_selfplay.selfplay import run_tournament, tournament_report
+
+    with ThreadPoolExecutor(2) as pool:  # the subprocesses do the work, a core each
+        runs = list(pool.map(lambda job: train_zoo(*job),
+                             [("lstm", seed, args.steps, args.out_dir, None),
+                              ("mlp", seed, args.steps, args.out_dir, mlp_conf)]))
+    training = {}
+    for run in runs:
+        run_dir = Path(run["run_dir"])
+        curve = eval_curve(run_dir)
+        training[run["kind"]] = {**run, "training_minutes": training_seconds(run_dir) / 60, "curve": curve,
+                                 "first_step": {f"{b}@{t}": first_reached(curve, b, t)
+                                                for b in ("turret", "hunter") for t in (0.5, 0.7, 0.9)}}
+    players: dict[str, Any] = {k: str(Path(training[k]["run_dir"]) / "Duel-v0.zip") for k in ("lstm", "mlp")}
+    players.update({b: b for b in BOTS})
+    start = time.perf_counter()
+    results = run_tournament(players, "Duel-v0", games_per_pair=args.games_per_pair, seed=seed + 1,
+                             deterministic=not args.stochastic, game_params={})
+    tour_wall = time.perf_counter() - start
+    bt = tournament_report(results, args.out_dir / f"tournament_seed{seed}", anchor="random")
+    lstm_vs, mlp_vs = win_rates(results, "lstm"), win_rates(results, "mlp")
+    gap = bt.ratings["lstm"] - bt.ratings["mlp"]
+    separated = bool(bt.lower["lstm"] > bt.upper["mlp"])
+    worst_bot = min(lstm_vs[b]["win"] for b in ("turret", "hunter"))
+    checks = {"lstm_beats_both_bots_90": worst_bot >= BOT_WIN_TARGET,
+              "lstm_over_mlp_150_separated": bool(gap >= ELO_TARGET and separated)}
+    print(f"seed {seed}: LSTM {bt.ratings['lstm']:.0f} MLP {bt.ratings['mlp']:.0f} (gap {gap:+.0f}, separated "
+          f"{separated}); LSTM win vs turret {lstm_vs['turret']['win']:.2f}, hunter {lstm_vs['hunter']['win']:.2f}",
+          flush=True)
+    return {"seed": seed, "training": training, "tournament_wall_s": tour_wall,
+            "ratings": {p: {"elo": bt.ratings[p], "lower": bt.lower[p], "upper": bt.upper[p]} for p in bt.ratings},
+            "lstm_vs": lstm_vs, "mlp_vs": mlp_vs, "lstm_minus_mlp_elo": gap, "intervals_separated": separated,
+            "lstm_worst_bot_win_rate": worst_bot, "checks": checks, "passed": all(checks.values())}
+
+
+def zoo_tables(data: dict[str, Any]) -> str:
+    """Markdown: per seed ratings and win rates, then the steps-to-threshold table."""
+    def ci(r: dict[str, float]) -> str:
+        return f"{r['elo']:.0f} [{r['lower']:.0f}, {r['upper']:.0f}]"
+
+    rows = []
+    for r in data["seeds"]:
+        ra = r["ratings"]
+        rows.append([r["seed"], ci(ra["lstm"]), ci(ra["mlp"]), ci(ra["turret"]), ci(ra["hunter"]),
+                     f"{r['lstm_minus_mlp_elo']:+.0f}",
+                     " / ".join(f"{r['lstm_vs'][b]['win']:.2f}" for b in BOTS),
+                     " / ".join(f"{r['mlp_vs'][b]['win']:.2f}" for b in BOTS),
+                     f"{r['training']['lstm']['training_minutes']:.1f} / {r['training']['mlp']['training_minutes']:.1f}",
+                     "pass" if r["passed"] else "FAIL: " + ", ".join(k for k, v in r["checks"].items() if not v)])
+    out = [(f"Duel-v0 strength, {data['steps']:,} self-play steps per agent, {data['games_per_pair']} games per "
+            f"pair, {'sampled' if data['stochastic'] else 'greedy'} play (Elo: Bradley-Terry, random = 1200, 95 % "
+            "bootstrap interval; win rates vs random / turret / hunter):"), "",
+           markdown_table(["seed", "LSTM", "MLP", "turret", "hunter", "LSTM - MLP", "LSTM win", "MLP win",
+                           "train min LSTM / MLP", "targets"], rows), "",
+           "Steps to a win rate against each bot (evaluation callback, 40 sampled games per bot every 25,000 steps):",
+           ""]
+    first = []
+    for r in data["seeds"]:
+        for kind in ("lstm", "mlp"):
+            f = r["training"][kind]["first_step"]
+            first.append([r["seed"], kind] + [f"{f[k]:,}" if f[k] else "not reached" for k in sorted(f)])
+    keys = sorted(data["seeds"][0]["training"]["lstm"]["first_step"]) if data["seeds"] else []
+    out += [markdown_table(["seed", "agent", *(k.replace("@", " >= ") for k in keys)], first), ""]
+    return "\n".join(out)
+
+
+def main_zoo(args: argparse.Namespace) -> None:
+    import tempfile
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlp_conf = mlp_settings_file(Path(tmp))
+        seeds = [zoo_seed(seed, args, mlp_conf) for seed in args.seeds]
+    data = {"env": environment_info(), "settings": "zoo: hyperparams/rppo.yml Duel-v0 (MLP: same recipe, ppo.yml's "
+            "policy and network)", "steps": args.steps, "games_per_pair": args.games_per_pair,
+            "stochastic": args.stochastic, "seeds": seeds, "passed_all": all(r["passed"] for r in seeds),
+            "targets": {"lstm_win_rate_vs_each_bot_min": BOT_WIN_TARGET, "lstm_minus_mlp_elo_min": ELO_TARGET}}
+    write_json(args.out, data)
+    md = zoo_tables(data)
+    args.out.with_suffix(".md").write_text(md + "\n")
+    print(md)
+    print(f"-> {args.out}, {args.out.with_suffix('.md')}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20_000_000,
-                        help="self-play env-steps per agent (default 20e6: ~50 min on 2 cores, agents side by side)")
+    parser.add_argument("--settings", choices=["zoo", "legacy"], default="zoo",
+                        help="zoo: the shipped YAML recipe via train.py (default); legacy: the issue-3 bench")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (zoo settings)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="self-play env-steps per agent (default: 5e6 zoo; 20e6 legacy, ~50 min on 2 cores)")
     parser.add_argument("--n-envs", type=int, default=128, help="parallel games while training (default 128)")
     parser.add_argument("--games-per-pair", type=int, default=400, help="tournament games per pair (default 400)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed (legacy settings)")
     parser.add_argument("--bot-ratio", type=float, default=BOT_RATIO,
                         help=f"least share of training games against the bots (default {BOT_RATIO})")
     parser.add_argument("--stochastic", action="store_true",
@@ -185,6 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "duel_strength.json", help="JSON output path")
     args = parser.parse_args(argv)
     set_single_thread()
+    if args.settings == "zoo":
+        args.steps = args.steps or 5_000_000
+        main_zoo(args)
+        return
+    args.steps = args.steps or 20_000_000
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     from sb3_selfplay.selfplay import run_tournament, tournament_report
