@@ -225,7 +225,9 @@ def test_opponent_draws_follow_the_strategy(tmp_path):
     assert 240 < mix[LATEST] < 360
     uniform = drawn(strategy="uniform", latest_ratio=0.0)
     assert set(uniform) == {"random", "turret", "hunter", *snaps}
-    assert all(50 < c < 120 for c in uniform.values())  # 600 / 6 = 100 each
+    # 600 / 6 = 100 each, binomial sd 9.1: +-40 is 4.4 sd (the old 50..120 failed for 34 of 300 seeds;
+    # seed 0 passed with 115 only by luck of the stream)
+    assert all(60 < c < 140 for c in uniform.values()), uniform
     fixed = drawn(opponents=["hunter", snaps[0]], latest_ratio=0.0)
     assert set(fixed) == {"hunter", snaps[0]}
     # elo: favour the strongest candidate
@@ -256,11 +258,14 @@ def test_bot_ratio_keeps_a_floor_of_bot_games(tmp_path):
     _, starved = bot_slots()
     assert starved.mean() < 0.05
     ids, is_bot = bot_slots(bot_ratio=0.3)
-    assert 0.27 < is_bot.mean() < 0.36  # the floor, plus the few regular draws of bots
+    # the floor, plus the few regular draws of bots: mean 0.302, sd 0.010 over seeds (bounds ~4 sd and more)
+    assert 0.26 < is_bot.mean() < 0.36, is_bot.mean()
     # PFSP among the bots: the turret (rated closer to the learner) gets most bot games.
     assert (ids == "turret").sum() > 2 * (ids == "hunter").sum() > 0
-    # Bot draws are spread over the envs, not packed into the first indices.
-    assert abs(is_bot[: n // 2].mean() - is_bot[n // 2 :].mean()) < 0.06
+    # Bot draws are spread over the envs, not packed into the first indices (packed: a gap of ~0.6; spread:
+    # sd 0.021, so 0.09 is 4.3 sd; the old 0.06 failed for 3 of 300 seeds).
+    gap = abs(is_bot[: n // 2].mean() - is_bot[n // 2 :].mean())
+    assert gap < 0.09, gap
     # The rest is drawn as usual: half of it against the latest weights.
     assert 0.3 < (ids == LATEST).mean() < 0.4
     # With no bot among the candidates, the floor draws nothing and nothing breaks.
