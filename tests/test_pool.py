@@ -403,6 +403,23 @@ def test_read_only_pool_reads_and_refuses_writes(backend):
     assert pool.num_matches() == 1 and pool.snapshot_ids() == [sid]
 
 
+def test_read_only_sqlite_reader_sees_writers_that_start_after_it(tmp_path):
+    """A reader opened while no writer ran (immutable, no -wal) still sees later writes, with or without a -wal."""
+    writer = OpponentPool(tmp_path / "pool")
+    writer.add_player("bot")
+    writer.record_match(LEARNER, "bot", 1.0)
+    writer.close()
+    reader = OpponentPool(tmp_path / "pool", read_only=True)
+    assert reader.num_matches() == 1 and reader.ledger._immutable_stamp is not None  # opened immutable
+    writer = OpponentPool(tmp_path / "pool")
+    writer.record_match(LEARNER, "bot", 0.0)
+    assert reader.num_matches() == 2 and reader.ratings()[LEARNER] < 1208.0  # writer open: a -wal file exists
+    writer.record_match(LEARNER, "bot", 1.0)
+    writer.close()
+    assert reader.num_matches() == 3
+    reader.close()
+
+
 # ----------------------------------------------------------------------------- multi-process
 
 CHILD = textwrap.dedent(

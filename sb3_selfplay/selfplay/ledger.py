@@ -145,6 +145,7 @@ class Ledger(LedgerBase):
         self.synchronous = synchronous.upper()
         self.repair_hint = str(repair_hint if repair_hint is not None else self.path.parent)
         self._conn: sqlite3.Connection | None = None
+        self._immutable_stamp: tuple[bool, int, int] | None = None
         self._pid = -1
         self._open_checked(beside_snapshots)
 
@@ -225,15 +226,35 @@ class Ledger(LedgerBase):
         # Read-only. A reader of a WAL-mode file creates -wal and -shm files (and, in a read-only
         # folder, fails for want of them); with no -wal file there is nothing outside the main
         # file to read, so it is opened as immutable: no lock, no side file, nothing written.
+        # An immutable reader never notices later writes, so the file's stamp is kept and the
+        # connection re-opened once the file or its -wal changes (:meth:`_connection`).
         uri = self.path.resolve().as_uri() + "?mode=ro"
-        if not Path(f"{self.path}-wal").exists():
+        self._immutable_stamp = self._file_stamp()
+        if self._immutable_stamp[0]:
+            self._immutable_stamp = None
+        else:
             uri += "&immutable=1"
         conn = sqlite3.connect(uri, uri=True, **options)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         return conn
 
+    def _file_stamp(self) -> tuple[bool, int, int]:
+        """``(a -wal file exists, mtime_ns, size)`` of the ledger file (``-1`` sizes: it is gone)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return False, -1, -1
+        return Path(f"{self.path}-wal").exists(), st.st_mtime_ns, st.st_size
+
     def _connection(self) -> sqlite3.Connection:
-        """The process's connection (re-opened after a fork: SQLite connections must not cross one)."""
+        """
+        The process's connection (re-opened after a fork: SQLite connections must not cross one,
+        and for an immutable read-only one, once a writer has touched the file since it opened).
+        """
+        stale = self._immutable_stamp is not None and self._file_stamp() != self._immutable_stamp
+        if self._conn is not None and stale and self._pid == os.getpid():
+            self._conn.close()
+            self._conn = None
         if self._conn is None or self._pid != os.getpid():
             self._conn, self._pid = self._connect(), os.getpid()
         return self._conn

@@ -283,7 +283,7 @@ def run_league(
     pid_folder = None if pid_dir is None else os.fspath(pid_dir)
     actors: list[Any] = []
     try:
-        # Not read-only: an SQLite reader may open immutable and never see the learners' writes.
+        # Not read-only: it registers the bots and creates the tables before the learners start.
         with open_league_pool(settings, pool) as reader:
             for bot in bots:  # the evaluation's bots, and the tables before the learners race to make them
                 reader.add_player(bot, "bot")
