@@ -180,3 +180,29 @@ def environment_info() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             continue
     return info
+
+
+def run_train_py(args: Sequence[str], log: Path, what: str, log_root: Path, env_id: str = "Duel-v0") -> dict[str, Any]:
+    """
+    Run ``zoo_scripts/train.py <args>`` from the repository root with one torch thread; its output
+    goes to ``log``. Returns its run folder, the command, wall and child CPU seconds.
+
+    :raises RuntimeError: train.py failed (``what`` names the run; the log has its output).
+    """
+    import re
+    import subprocess
+
+    cmd = [sys.executable, "zoo_scripts/train.py", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=False, cwd=BENCH_DIR.parent, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what}: train.py failed (rc {proc.returncode}); see {log}")
+    match = re.search(rf"Saved model to (.+)/{re.escape(env_id)}\.zip", proc.stdout)
+    run_dir = Path(match.group(1)) if match else max(log_root.glob(f"*/{env_id}_*"))
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"run_dir": run_dir, "command": " ".join(cmd), "wall_s": wall, "cpu_s": cpu}

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import shutil
 import sys
 import time
@@ -52,7 +51,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS_DIR, environment_info, markdown_table, set_single_thread, write_json  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS_DIR,
+    environment_info,
+    markdown_table,
+    run_train_py,
+    set_single_thread,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,29 +221,15 @@ def mlp_settings_file(tmp: Path) -> Path:
 
 def train_zoo(kind: str, seed: int, steps: int, out: Path, conf: Path | None) -> dict[str, Any]:
     """Run train.py for one agent (a subprocess, one torch thread); returns its run folder and timing."""
-    import re
-    import resource
-    import subprocess
-
     log_root = out / f"{kind}_seed{seed}"
-    cmd = [sys.executable, "zoo_scripts/train.py", "--algo", "rppo" if kind == "lstm" else "ppo", "--env", "Duel-v0",
-           "-n", str(steps), "--seed", str(seed), "--num-threads", "1", "-f", str(log_root)]
+    args = ["--algo", "rppo" if kind == "lstm" else "ppo", "--env", "Duel-v0", "-n", str(steps), "--seed", str(seed),
+            "--num-threads", "1", "-f", str(log_root)]
     if conf is not None:
-        cmd += ["-conf", str(conf)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    (out / f"{kind}_seed{seed}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{kind} seed {seed}: train.py failed (rc {proc.returncode}); see {out}/{kind}_seed{seed}.log")
-    match = re.search(r"Saved model to (.+)/Duel-v0\.zip", proc.stdout)
-    run_dir = Path(match.group(1)) if match else max(log_root.glob("*/Duel-v0_*"))
-    print(f"{kind} seed {seed}: {steps:,} steps in {wall / 60:.1f} min", flush=True)
-    return {"kind": kind, "seed": seed, "command": " ".join(cmd), "run_dir": str(run_dir), "wall_minutes": wall / 60,
-            "cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60}
+        args += ["-conf", str(conf)]
+    run = run_train_py(args, out / f"{kind}_seed{seed}.log", f"{kind} seed {seed}", log_root)
+    print(f"{kind} seed {seed}: {steps:,} steps in {run['wall_s'] / 60:.1f} min", flush=True)
+    return {"kind": kind, "seed": seed, "command": run["command"], "run_dir": str(run["run_dir"]),
+            "wall_minutes": run["wall_s"] / 60, "cpu_minutes": run["cpu_s"] / 60}
 
 
 def zoo_seed(seed: int, args: argparse.Namespace, mlp_conf: Path) -> dict[str, Any]:
@@ -293,7 +285,7 @@ def zoo_tables(data: dict[str, Any]) -> str:
                      f"{r['lstm_minus_mlp_elo']:+.0f}",
                      " / ".join(f"{r['lstm_vs'][b]['win']:.2f}" for b in BOTS),
                      " / ".join(f"{r['mlp_vs'][b]['win']:.2f}" for b in BOTS),
-                     f"{r['training']['lstm']['training_minutes']:.1f} / {r['training']['mlp']['training_minutes']:.1f}",
+                     " / ".join(f"{r['training'][k]['training_minutes']:.1f}" for k in ("lstm", "mlp")),
                      "pass" if r["passed"] else "FAIL: " + ", ".join(k for k, v in r["checks"].items() if not v)])
     out = [(f"Duel-v0 strength, {data['steps']:,} self-play steps per agent, {data['games_per_pair']} games per "
             f"pair, {'sampled' if data['stochastic'] else 'greedy'} play (Elo: Bradley-Terry, random = 1200, 95 % "

@@ -32,13 +32,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import re
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +44,7 @@ from common import (
     RESULTS_DIR,
     environment_info,
     markdown_table,
+    run_train_py,
     set_single_thread,
     write_json,
 )
@@ -151,21 +148,12 @@ def training_seconds(run_dir: Path) -> float:
 def run_seed(seed: int, steps: int, games: int, out: Path, conf: Path | None) -> dict[str, Any]:
     """Train one seed with the README command and read its closing tournament."""
     log_root = out / f"seed{seed}"
-    cmd = [sys.executable, "zoo_scripts/train.py", "--algo", "rppo", "--env", "Duel-v0", "-n", str(steps), "--report",
-           "--report-games", str(games), "--seed", str(seed), "--num-threads", "1", "-f", str(log_root)]
+    args = ["--algo", "rppo", "--env", "Duel-v0", "-n", str(steps), "--report", "--report-games", str(games),
+            "--seed", str(seed), "--num-threads", "1", "-f", str(log_root)]
     if conf is not None:
-        cmd += ["-conf", str(conf)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    (out / f"seed{seed}.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise RuntimeError(f"seed {seed}: train.py failed (rc {proc.returncode}); see {out / f'seed{seed}.log'}")
-    match = re.search(r"Saved model to (.+)/Duel-v0\.zip", proc.stdout)
-    run_dir = Path(match.group(1)) if match else max((log_root / "rppo").glob("Duel-v0_*"))
+        args += ["-conf", str(conf)]
+    run = run_train_py(args, out / f"seed{seed}.log", f"seed {seed}", log_root)
+    run_dir, cmd, wall = run["run_dir"], run["command"], run["wall_s"]
     ratings = read_ratings(run_dir)
     counts = pair_counts(run_dir, games, seed)
     matrix = read_score_matrix(run_dir)
@@ -182,9 +170,9 @@ def run_seed(seed: int, steps: int, games: int, out: Path, conf: Path | None) ->
         "wins_vs_a_bot": max(win["turret"], win["hunter"]) >= BOT_WIN,
     }
     return {
-        "seed": seed, "steps": steps, "command": " ".join(cmd), "run_dir": str(run_dir),
+        "seed": seed, "steps": steps, "command": cmd, "run_dir": str(run_dir),
         "training_minutes": train_min, "process_wall_minutes": wall / 60,
-        "process_cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60,
+        "process_cpu_minutes": run["cpu_s"] / 60,
         "ratings": ratings, "pair_counts": counts, "win_rate": win,
         "score": {bot: matrix[("agent", bot)] for bot in BOTS},
         "replayed_tournament_matches_report": consistent,
