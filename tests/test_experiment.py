@@ -265,6 +265,10 @@ def test_selfplay_evaluation_against_a_fixed_set(tmp_path):
     assert ratings["random"] == pytest.approx(1200.0)
     games = play_games(model, make_game_for_test(3, **game_kwargs), "turret", seed=1)
     assert len(games) == 3 and {g["opponent"] for g in games} == {"turret"}
+    mixed = play_games(model, make_game_for_test(4, **game_kwargs), ["turret", "random", model.policy, "turret"], seed=1)
+    assert [g["opponent"] for g in mixed] == ["turret", "random", "eval_opponent", "turret"]
+    with pytest.raises(ValueError, match="play_games: 2 opponents for a game of 3 envs"):
+        play_games(model, make_game_for_test(3, **game_kwargs), ["turret", "random"])
     seen = []
     cb = SelfPlayEvalCallback("Duel-v0", ["random", "turret"], game_kwargs, n_games=2, eval_freq=4, ratings=ratings,
                               best_model_save_path=str(tmp_path), log_path=str(tmp_path),

@@ -197,6 +197,31 @@ def test_vecenv_api_and_infos(tmp_path):
     env.close()
 
 
+def test_queued_opponents_start_the_next_games_then_draws_resume():
+    """queue_opponents: env i's first game is against queued id i (the draw still runs: same stream)."""
+    game = make_game("Duel-v0", 6, max_steps=5)
+    plain = SelfPlayVecEnv(make_game("Duel-v0", 6, max_steps=5), None, opponents=["random", "turret", "hunter"],
+                           latest_ratio=0.0, seed=3)
+    env = SelfPlayVecEnv(game, None, opponents=["random", "turret", "hunter"], latest_ratio=0.0, seed=3)
+    queued = ["hunter", "hunter", "random", "turret", "turret", "random"]
+    env.queue_opponents(queued)
+    env.reset()
+    plain.reset()
+    assert env.opponent_ids() == queued
+    assert np.array_equal(env.seats(), plain.seats())  # the seats (and later draws) are those of the plain env
+    act = np.stack([env.action_space.sample() for _ in range(6)])
+    for _ in range(5):
+        env.step(act)
+        plain.step(act)
+    assert env.opponent_ids() == plain.opponent_ids()  # the queue is used up: new games are drawn as usual
+    with pytest.raises(ValueError, match="queue_opponents: 'bogus' not among the env's opponents"):
+        env.queue_opponents(["random", "bogus"])
+    bots_only = SelfPlayVecEnv(make_game("Duel-v0", 2), None, bots=["turret"], latest_ratio=0.0, seed=0)
+    bots_only.queue_opponents(["turret", LATEST])
+    with pytest.raises(ValueError, match="'hunter' not among the latest weights, the mix's bots"):
+        bots_only.queue_opponents(["hunter"])
+
+
 def test_random_seat_covers_both_seats():
     env = SelfPlayVecEnv(make_game("Duel-v0", 64, **SHORT), None, learner_seat="random", latest_ratio=0.0, seed=1)
     env.reset()

@@ -163,11 +163,13 @@ class SelfPlayEvalCallback(BaseCallback):
         if self.ratings is None:
             self._on_training_start()
         assert self.ratings is not None
-        games: list[dict[str, Any]] = []
-        for k, opponent in enumerate(self.opponents):
-            game = make_game(self.env_id, num_envs=self.n_games, seed=self.seed + k, **self.game_kwargs)
-            games += play_games(self.model, game, opponent, seed=self.seed + k, deterministic=self.deterministic,
-                                obs_transform=self.obs_transform, trust_pickle=self.trust_pickle)
+        # Every opponent's games in one batch (one policy forward per step for all of them).
+        per_env = [o for o in self.opponents for _ in range(self.n_games)]
+        game = make_game(self.env_id, num_envs=len(per_env), seed=self.seed, **self.game_kwargs)
+        try:
+            games = play_games(self.model, game, per_env, seed=self.seed, deterministic=self.deterministic,
+                               obs_transform=self.obs_transform, trust_pickle=self.trust_pickle)
+        finally:
             game.close()
         scores = {o: [g["score"] for g in games if g["opponent"] == o] for o in self.opponents}
         elo = performance_rating([(g["opponent"], g["score"]) for g in games], self.ratings)

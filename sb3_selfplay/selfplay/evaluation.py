@@ -1,8 +1,9 @@
 """Games against a fixed evaluation set: the learner against one opponent, the set's fixed
 ratings and the learner's performance rating against them.
 
-- :func:`play_games`: the learner against one opponent (bot, snapshot, model file), each env
-  playing exactly one game (no bias towards short games), optionally recording replays.
+- :func:`play_games`: the learner against one opponent (bot, snapshot, model file) or one per
+  env, in one batch, each env playing exactly one game (no bias towards short games),
+  optionally recording replays.
 - :func:`rate_opponents` / :func:`performance_rating`: fixed Bradley-Terry ratings of an
   evaluation set and the learner's Elo performance against it (comparable across runs and
   Optuna trials, unlike the online Elo of a pool).
@@ -72,7 +73,9 @@ def play_games(
 
     :param model: The learner (anything with SB3's ``predict``; recurrent states are carried).
     :param game: A batched two-player game; ``game.num_envs`` games are played.
-    :param opponent: A bot name, a snapshot id (needs ``pool``), a model file, or a policy.
+    :param opponent: A bot name, a snapshot id (needs ``pool``), a model file, or a policy; or a
+        list or tuple of them with one per env (env ``i`` plays ``opponent[i]``), so that games
+        against several opponents share one batch.
     :param seed: Seed of the game, seats and bots.
     :param deterministic: The learner takes its most likely action.
     :param pool: Opponent pool for snapshot ids (nothing is recorded in it).
@@ -82,21 +85,38 @@ def play_games(
     :param trust_pickle: Load a model-file opponent with SB3's loader, which unpickles it (only for
         files you trust); by default it is read without unpickling.
     :raises ValueError: an unknown or unusable opponent (a model file that does not fit the game, a
-        corrupt snapshot): never replaced by another opponent.
-    :return: Per game: ``opponent``, ``seat``, ``outcome``, ``score``, ``return``, ``length`` and,
-        with a recorder, ``episode`` (the :class:`~sb3_selfplay.replays.RecordedEpisode`).
+        corrupt snapshot): never replaced by another opponent; a list whose length is not ``num_envs``.
+    :return: Per game (in env order): ``opponent``, ``seat``, ``outcome``, ``score``, ``return``,
+        ``length`` and, with a recorder, ``episode`` (the :class:`~sb3_selfplay.replays.RecordedEpisode`).
     """
-    player_id, policy = _opponent_player(opponent, game, pool, str(getattr(model, "device", "cpu")), trust_pickle)
-    env = SelfPlayVecEnv(game, pool=None, learner_seat="random", latest_ratio=0.0, bots=(), opponents=[player_id],
-                         seed=seed, record=False)
-    if policy is not None:
-        env.add_player(player_id, policy)
+    n = game.num_envs
+    per_env = list(opponent) if isinstance(opponent, (list, tuple)) else [opponent] * n
+    if len(per_env) != n:
+        raise ValueError(f"play_games: {len(per_env)} opponents for a game of {n} envs (one per env)")
+    device = str(getattr(model, "device", "cpu"))
+    players: dict[Any, tuple[str, Any]] = {}  # opponent (or id() of a policy) -> (bank id, policy)
+    for opp in per_env:
+        key = opp if isinstance(opp, str) else id(opp)
+        if key not in players:
+            player_id, policy = _opponent_player(opp, game, pool, device, trust_pickle)
+            taken = {p for p, _ in players.values()}
+            base, k = player_id, 1
+            while player_id in taken:  # two model files with one name, or two policies
+                player_id, k = f"{base}_{k}", k + 1
+            players[key] = (player_id, policy)
+    ids = [players[o if isinstance(o, str) else id(o)][0] for o in per_env]
+    labels = [o if isinstance(o, str) else player_id for o, player_id in zip(per_env, ids, strict=True)]
+    env = SelfPlayVecEnv(game, pool=None, learner_seat="random", latest_ratio=0.0, bots=(),
+                         opponents=list(dict.fromkeys(ids)), seed=seed, record=False)
+    for player_id, policy in players.values():
+        if policy is not None:
+            env.add_player(player_id, policy)
     env.set_learner(model.policy)
     env.bank.obs_transform = obs_transform
+    env.queue_opponents(ids)
     obs = env.reset()
     if recorder is not None:
         recorder.reset(obs=obs)
-    n = env.num_envs
     results: list[dict[str, Any] | None] = [None] * n
     state, starts = None, np.ones(n, dtype=bool)
     for _ in range(max_steps):
@@ -110,7 +130,7 @@ def play_games(
         for i in np.flatnonzero(dones).tolist():
             if results[i] is None:
                 sp, ep = infos[i]["selfplay"], infos[i]["episode"]
-                results[i] = {"opponent": opponent if isinstance(opponent, str) else player_id, "seat": sp["seat"],
+                results[i] = {"opponent": labels[i], "seat": sp["seat"],
                               "outcome": sp["outcome"], "score": sp["score"], "return": ep["r"], "length": ep["l"]}
                 if i in by_slot:
                     results[i]["episode"] = by_slot[i]

@@ -155,6 +155,7 @@ class SelfPlayVecEnv(VecEnv):
         self._drawer = OpponentDrawer(pool, self.bank, self._game_bots)
         self._checked = False  # whether this step already looked at (or wrote) the ledger
         self._opp_ids = np.full(n, LATEST, dtype=object)
+        self._queued: list[str] = []  # opponents of the next games to start (queue_opponents)
         self._seats = np.zeros(n, dtype=np.int64)
         self._opp_starts = np.ones(n, dtype=bool)
         self._obs: np.ndarray | None = None
@@ -269,6 +270,25 @@ class SelfPlayVecEnv(VecEnv):
                 f"{game_name(self.game)!r}; its bots: {', '.join(self._game_bots)}"
             )
 
+    def queue_opponents(self, opponent_ids: Sequence[str]) -> None:
+        """
+        The next games to start play these opponents, in order, instead of drawn ones (the draw
+        still happens, so the random stream is the same): called before :meth:`reset` with one id
+        per env, env ``i`` plays ``opponent_ids[i]``. With a fixed ``opponents`` list the ids must be
+        in it; otherwise each must be ``LATEST``, one of the mix's bots or a snapshot of the pool.
+        """
+        ids = [str(o) for o in opponent_ids]
+        allowed = set(self.opponents) if self.opponents else {LATEST, *self.bots}
+        unknown = [o for o in dict.fromkeys(ids) if o not in allowed]
+        if unknown and not self.opponents and self.pool is not None:
+            snapshots = set(self.pool.snapshot_ids())
+            unknown = [o for o in unknown if o not in snapshots]
+        if unknown:
+            where = ("the env's opponents" if self.opponents
+                     else "the latest weights, the mix's bots or the pool's snapshots")
+            raise ValueError(f"queue_opponents: {', '.join(map(repr, unknown[:4]))} not among {where}")
+        self._queued.extend(ids)
+
     def opponent_ids(self) -> list[str]:
         """The current opponent of every env."""
         return self._opp_ids.tolist()
@@ -299,6 +319,10 @@ class SelfPlayVecEnv(VecEnv):
             return
         ids = self._drawer.draw(len(idx), self._sampling, self._rng, check=not self._checked)
         self._checked = True  # at most one look at the ledger per step
+        if self._queued:
+            k = min(len(idx), len(self._queued))
+            ids = [*self._queued[:k], *list(ids)[k:]]
+            del self._queued[:k]
         self._opp_ids[idx] = np.array(ids, dtype=object)
         if self.learner_seat == "random":
             self._seats[idx] = self._rng.integers(0, 2, len(idx))
