@@ -151,7 +151,7 @@ CHECKS: dict[str, Callable[[int], dict[str, float]]] = {
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--update", action="store_true", help="write the measured ratios as the new baseline")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7, help="interleaved rounds per check (median)")
     p.add_argument("--tolerance", type=float, default=0.25, help="allowed drop below the baseline ratio")
     p.add_argument("--only", nargs="*", default=None, help="run only these checks")
     args = p.parse_args(argv)
