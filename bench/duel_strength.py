@@ -199,15 +199,12 @@ def win_rates(results: list[tuple], player: str) -> dict[str, dict[str, float]]:
 
 # ----------------------------------------------------------------------------- the shipped recipe (default)
 
-#: Keys of the rppo entry that only a recurrent algorithm takes.
-RECURRENT_ONLY = ("sequence_length", "sequence_mode", "use_amp")
-
-
 def mlp_settings_file(tmp: Path) -> Path:
     """A ``-conf`` file for ``--algo ppo``: rppo.yml's Duel-v0 recipe with ppo.yml's policy and network."""
     import yaml
 
     from sb3_selfplay.zoo.config import read_yaml
+    from sb3_selfplay.zoo.settings import RECURRENT_ONLY  # the keys --algo ppo refuses
 
     entry = dict(read_yaml(ROOT / "hyperparams" / "rppo.yml")["Duel-v0"])
     ppo = read_yaml(ROOT / "hyperparams" / "ppo.yml")["Duel-v0"]

@@ -95,16 +95,16 @@ def play_games(
         raise ValueError(f"play_games: {len(per_env)} opponents for a game of {n} envs (one per env)")
     device = str(getattr(model, "device", "cpu"))
     players: dict[Any, tuple[str, Any]] = {}  # opponent (or id() of a policy) -> (bank id, policy)
+    ids: list[str] = []  # each env's bank id
     for opp in per_env:
         key = opp if isinstance(opp, str) else id(opp)
         if key not in players:
             player_id, policy = _opponent_player(opp, game, pool, device, trust_pickle)
-            taken = {p for p, _ in players.values()}
             base, k = player_id, 1
-            while player_id in taken:  # two model files with one name, or two policies
+            while player_id in ids:  # two model files with one name, or two policies
                 player_id, k = f"{base}_{k}", k + 1
             players[key] = (player_id, policy)
-    ids = [players[o if isinstance(o, str) else id(o)][0] for o in per_env]
+        ids.append(players[key][0])
     labels = [o if isinstance(o, str) else player_id for o, player_id in zip(per_env, ids, strict=True)]
     env = SelfPlayVecEnv(game, pool=None, learner_seat="random", latest_ratio=0.0, bots=(),
                          opponents=list(dict.fromkeys(ids)), seed=seed, record=False)

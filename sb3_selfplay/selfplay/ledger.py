@@ -229,10 +229,9 @@ class Ledger(LedgerBase):
         # An immutable reader never notices later writes, so the file's stamp is kept and the
         # connection re-opened once the file or its -wal changes (:meth:`_connection`).
         uri = self.path.resolve().as_uri() + "?mode=ro"
-        self._immutable_stamp = self._file_stamp()
-        if self._immutable_stamp[0]:
-            self._immutable_stamp = None
-        else:
+        stamp = self._file_stamp()
+        self._immutable_stamp = None if stamp[0] else stamp
+        if self._immutable_stamp is not None:
             uri += "&immutable=1"
         conn = sqlite3.connect(uri, uri=True, **options)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
@@ -251,8 +250,8 @@ class Ledger(LedgerBase):
         The process's connection (re-opened after a fork: SQLite connections must not cross one,
         and for an immutable read-only one, once a writer has touched the file since it opened).
         """
-        stale = self._immutable_stamp is not None and self._file_stamp() != self._immutable_stamp
-        if self._conn is not None and stale and self._pid == os.getpid():
+        if (self._conn is not None and self._pid == os.getpid() and self._immutable_stamp is not None
+                and self._file_stamp() != self._immutable_stamp):
             self._conn.close()
             self._conn = None
         if self._conn is None or self._pid != os.getpid():

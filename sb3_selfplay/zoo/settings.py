@@ -55,8 +55,7 @@ def _schedule(value: Any) -> Any:
 Schedule = Annotated[float | StrictStr, BeforeValidator(_schedule)]
 
 
-class _Settings(FrozenSettings):
-    pass
+_Settings = FrozenSettings
 
 
 def replace(model: M, **changes: Any) -> M:
