@@ -222,6 +222,25 @@ def test_queued_opponents_start_the_next_games_then_draws_resume():
         bots_only.queue_opponents(["hunter"])
 
 
+def test_queued_pool_snapshot_outside_the_window_is_played_and_recorded(tmp_path):
+    """Without a fixed list, a queued id may be any snapshot of the pool (here one the window left out)."""
+    pool = OpponentPool(tmp_path / "pool", window=1)
+    env = SelfPlayVecEnv(make_game("Duel-v0", 2, max_steps=4), pool, bots=["random"], latest_ratio=0.0, seed=0)
+    model = RecurrentPPO("MlpLstmPolicy", env, n_steps=8, batch_size=16, seed=0,
+                         policy_kwargs=dict(lstm_hidden_size=4, net_arch=[4]))
+    old, _ = pool.add_snapshot(model.policy, 1), pool.add_snapshot(model.policy, 2)
+    env.set_learner(model.policy)
+    env.queue_opponents([old, "random"])
+    env.reset()
+    assert env.opponent_ids() == [old, "random"]
+    for _ in range(5):
+        env.step(np.stack([env.action_space.sample() for _ in range(2)]))
+    assert [m[:2] for m in pool.matches()[:2]] == [(LEARNER, old), (LEARNER, "random")]
+    with pytest.raises(ValueError, match="'snap_9' not among the latest weights, the mix's bots or the pool's "
+                                         "snapshots"):
+        env.queue_opponents(["snap_9"])
+
+
 def test_random_seat_covers_both_seats():
     env = SelfPlayVecEnv(make_game("Duel-v0", 64, **SHORT), None, learner_seat="random", latest_ratio=0.0, seed=1)
     env.reset()
